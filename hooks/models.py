@@ -1,0 +1,241 @@
+"""The JupyterGateway and JupyterNotebook API: the single source of truth.
+
+The CRD schemas in manifests/crds/ are generated from these models
+(``python -m hooks crds``), and the hooks validate every parent's spec with them,
+so what ``kubectl apply`` accepts and what the hooks accept cannot drift apart.
+Each cross-field rule exists twice on purpose: as a CEL rule in the model's schema
+(the API server enforces it) and as a validator here (for a parent that reached the
+hooks without passing the schema); tests check that both say the same.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+from .quantity import QUANTITY_PATTERN
+
+GROUP = "kubeflow.tkestack.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DEFAULT_GATEWAY_IMAGE = "elyra/enterprise-gateway:3.3.0"
+DEFAULT_NOTEBOOK_IMAGE = "quay.io/jupyter/base-notebook:2025-03-14"
+DEFAULT_KERNEL_CLUSTER_ROLE = "jupyter-gateway-kernels"
+
+DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # RFC 1035: what a Service name must be
+NAMESPACE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # RFC 1123 label
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+KERNEL_NAME = r"^[A-Za-z0-9._-]+$"  # the directory name of a kernelspec
+
+Quantity = Annotated[
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+]
+
+
+class _Spec(BaseModel):
+    """camelCase on the wire; unknown fields and coercion ("yes" for true) refused, as by the CRD."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True, strict=True)
+
+
+class Resources(_Spec):
+    """Compute resources of a container, as in a Pod."""
+
+    limits: dict[str, Quantity] | None = Field(None, description="Maximum resources.")
+    requests: dict[str, Quantity] | None = Field(None, description="Guaranteed resources.")
+
+
+class JupyterGatewaySpec(_Spec):
+    """A Jupyter Enterprise Gateway that launches each kernel as a pod and culls idle ones."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.kernels) || size(self.kernels) == 0 "
+                    "|| !has(self.defaultKernel) || self.defaultKernel in self.kernels",
+                    "message": "defaultKernel must be one of kernels",
+                    "fieldPath": ".defaultKernel",
+                }
+            ]
+        }
+    )
+
+    kernels: Annotated[
+        list[Annotated[str, Field(pattern=KERNEL_NAME, max_length=128)]] | None,
+        Field(max_length=64, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    ] = Field(None, description="Kernelspec names the gateway offers; empty offers all of its image's.")
+    default_kernel: str = Field(
+        "python_kubernetes",
+        pattern=KERNEL_NAME,
+        max_length=128,
+        description="Kernelspec started when a client names none.",
+    )
+    cull_idle_timeout: int = Field(
+        3600, ge=0, le=2**31 - 1, description="Seconds a kernel may idle before it is culled; 0 disables culling."
+    )
+    cull_interval: int = Field(60, ge=1, le=2**31 - 1, description="Seconds between two checks for idle kernels.")
+    cull_connected: bool = Field(
+        False, description="Also cull idle kernels that still have a client (an open browser tab) connected."
+    )
+    cull_busy: bool = Field(False, description="Also cull kernels that are busy executing.")
+    kernel_launch_timeout: int = Field(
+        60, ge=1, le=3600, description="Seconds a kernel pod may take to start; notebooks wait as long."
+    )
+    log_level: Literal["DEBUG", "INFO", "WARN", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="Log level of the gateway."
+    )
+    image: str = Field(DEFAULT_GATEWAY_IMAGE, min_length=1, max_length=512, description="Enterprise Gateway image.")
+    resources: Resources | None = Field(None, description="Resources of the gateway container.")
+    cluster_role: str = Field(
+        DEFAULT_KERNEL_CLUSTER_ROLE,
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+        description="ClusterRole bound to the gateway in its namespace: what it may do to run kernel pods.",
+    )
+
+    @model_validator(mode="after")
+    def _default_kernel_is_offered(self):
+        if self.kernels and self.default_kernel not in self.kernels:
+            raise ValueError("defaultKernel must be one of kernels")
+        return self
+
+
+class GatewayRef(_Spec):
+    """The JupyterGateway whose kernels the notebook uses."""
+
+    name: str = Field(pattern=DNS_LABEL, max_length=63, description="Name of the JupyterGateway.")
+    namespace: str | None = Field(
+        None, pattern=NAMESPACE, max_length=63, description="Its namespace; the notebook's if empty."
+    )
+
+
+class SecretRef(_Spec):
+    """A Secret of the notebook's namespace holding the access token."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Secret.")
+    key: str = Field("token", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key holding the token.")
+
+
+class Auth(_Spec):
+    """How users log in to the notebook. Without token, password or secretRef a token is generated."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.mode == 'enable' || (!has(self.token) && !has(self.password) "
+                    "&& !has(self.secretRef))",
+                    "message": "token, password and secretRef need mode enable",
+                },
+                {
+                    "rule": "!(has(self.token) && has(self.secretRef))",
+                    "message": "give token or secretRef, not both",
+                },
+            ]
+        }
+    )
+
+    mode: Literal["enable", "disable"] = Field(
+        "enable", description="disable turns authentication off (anyone reaching the Service gets a shell)."
+    )
+    token: str | None = Field(
+        None, min_length=8, max_length=256, description="Access token (prefer secretRef: a CR is no Secret)."
+    )
+    password: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1024,
+        description="Password or a Jupyter password hash (argon2:... or sha256:salt:hash).",
+    )
+    secret_ref: SecretRef | None = Field(None, description="Secret holding the access token.")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.mode == "disable" and (self.token or self.password or self.secret_ref):
+            raise ValueError("token, password and secretRef need mode enable")
+        if self.token is not None and self.secret_ref is not None:
+            raise ValueError("give token or secretRef, not both")
+        return self
+
+
+class _Open(BaseModel):
+    """Part of a Kubernetes object: the listed fields are checked, the rest passes through."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
+
+
+class Container(_Open):
+    name: str = Field(pattern=NAMESPACE, max_length=63)
+
+
+class PodSpec(_Open):
+    containers: list[Container] = Field(min_length=1)
+
+
+class PodMetadata(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class PodTemplate(BaseModel):
+    """A PodTemplateSpec; the notebook container is the one named notebook, else the first."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    metadata: PodMetadata | None = None
+    spec: PodSpec
+
+
+class JupyterNotebookSpec(_Spec):
+    """A Jupyter server for one user, whose kernels run on a JupyterGateway."""
+
+    gateway: GatewayRef | None = Field(None, description="Gateway to run kernels on; none runs them locally.")
+    auth: Auth | None = Field(None, description="Authentication; a generated token when absent.")
+    template: PodTemplate | None = Field(None, description="Pod template replacing the default notebook pod.")
+
+
+# --- status: what the hooks write (declared in the CRDs, so nothing is pruned) ---
+
+
+class Condition(_Spec):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str
+    last_transition_time: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class _Status(_Spec):
+    model_config = ConfigDict(extra="forbid")
+
+    observed_generation: int | None = Field(None, description="Generation of the spec this status describes.")
+    conditions: Annotated[
+        list[Condition] | None,
+        Field(
+            json_schema_extra={
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            }
+        ),
+    ] = None
+    url: str | None = Field(None, description="In-cluster URL of the server.")
+    replicas: int | None = Field(None, description="Pods of the Deployment.")
+    ready_replicas: int | None = Field(None, description="Ready pods of the Deployment.")
+
+
+class JupyterGatewayStatus(_Status):
+    pass
+
+
+class JupyterNotebookStatus(_Status):
+    gateway_url: str | None = Field(None, description="URL of the gateway the notebook uses.")
+    token_secret: str | None = Field(None, description="Secret holding the access token (key: token).")
