@@ -1,0 +1,236 @@
+"""The JupyterGateway sync hook: a pure function from parent and children to the response.
+
+Children, all in the gateway's namespace:
+  ServiceAccount <name>-gateway    the identity Enterprise Gateway launches kernel pods with
+  RoleBinding    <name>-gateway    grants spec.clusterRole to it, in this namespace only;
+                                   only a ClusterRole labelled KERNEL_ROLE_LABEL=true may be
+                                   bound, so whoever may create a gateway cannot bind
+                                   cluster-admin (the customize hook reads the ClusterRole)
+  ConfigMap      <name>-gateway    Enterprise Gateway's configuration file (culling and all)
+  Deployment     <name>-gateway    one Enterprise Gateway, started with exactly that file
+  Service        <name>            port 8888 (API) and 8877 (kernels' response port), so
+                                   notebooks reach http://<name>.<namespace>.svc:8888
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import ValidationError
+
+from . import children as ch
+from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterGatewaySpec
+from .podsecurity import harden
+from .quantity import canonical_resources
+
+CONFIG_DIR = "/etc/jupyter-gateway"
+CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
+PORT = 8888
+RESPONSE_PORT = 8877
+CLUSTER_ROLES = "ClusterRole.rbac.authorization.k8s.io/v1"
+KERNEL_ROLE_LABEL = "kubeflow.tkestack.io/gateway-kernel-role"
+DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+# Enterprise Gateway's image runs as jovyan (uid 1000, gid 100).
+RUN_AS_USER, RUN_AS_GROUP = 1000, 100
+
+
+def gateway_url(name: str, namespace: str) -> str:
+    """Where notebooks reach a gateway: its Service is named exactly after it."""
+    return f"http://{name}.{namespace}.svc:{PORT}"
+
+
+def child_name(name: str) -> str:
+    return f"{name}-gateway"
+
+
+def customize_gateway(parent: dict) -> dict:
+    """Related resources: the ClusterRole the gateway asks for, to check it may be bound."""
+    spec = parent.get("spec")
+    role = spec.get("clusterRole", DEFAULT_KERNEL_CLUSTER_ROLE) if isinstance(spec, dict) else None
+    if not isinstance(role, str) or not role:
+        return {"relatedResources": []}
+    return {
+        "relatedResources": [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "resource": "clusterroles", "names": [role]}
+        ]
+    }
+
+
+def sync_gateway(parent: dict, children: dict, related: dict, now: str) -> dict:
+    """Desired children and status of one JupyterGateway (Metacontroller sync, hook v2)."""
+    meta = parent["metadata"]
+    name, namespace = meta["name"], meta.get("namespace") or "default"
+    previous = ch.previous_conditions(parent)
+    deployment = ch.observed(children, ch.DEPLOYMENTS, namespace, child_name(name))
+    status = {"url": gateway_url(name, namespace), **ch.replica_counts(deployment)}
+
+    def keep(reason: str, message: str) -> dict:
+        ready = ch.condition("Ready", False, reason, message, previous, now)
+        return _response(meta, {**status, "conditions": [ready]}, ch.kept(children))
+
+    try:
+        spec = JupyterGatewaySpec.model_validate(parent.get("spec") or {})
+    except ValidationError as exc:
+        return keep("InvalidSpec", ch.spec_error(exc))
+    role = (related.get(CLUSTER_ROLES) or {}).get(spec.cluster_role)
+    if role is None:
+        return keep("ClusterRoleNotFound", f"spec.clusterRole: ClusterRole {spec.cluster_role} not found")
+    if (role.get("metadata", {}).get("labels") or {}).get(KERNEL_ROLE_LABEL) != "true":
+        return keep(
+            "ClusterRoleNotAllowed",
+            f"spec.clusterRole: ClusterRole {spec.cluster_role} lacks the label {KERNEL_ROLE_LABEL}=true "
+            "that a cluster admin sets on roles gateways may bind",
+        )
+
+    labels = ch.labels("gateway", name)
+    config = render_config(spec)
+    desired = [
+        _service_account(name, namespace, labels),
+        _role_binding(name, namespace, labels, spec.cluster_role),
+        _config_map(name, namespace, labels, config),
+        _deployment(name, namespace, labels, spec, config),
+        _service(name, namespace, labels),
+    ]
+    ok, reason, message = ch.deployment_ready(deployment)
+    status["conditions"] = [ch.condition("Ready", ok, reason, message, previous, now)]
+    return _response(meta, status, desired)
+
+
+def _response(meta: dict, status: dict, children: list[dict]) -> dict:
+    return {"status": {"observedGeneration": meta.get("generation", 0), **status}, "children": children}
+
+
+def render_config(spec: JupyterGatewaySpec) -> str:
+    """Enterprise Gateway's configuration file. Each setting appears exactly once.
+
+    EG reads none of EG_CULL_*, EG_ALLOWED_KERNELS or EG_LOG_LEVEL itself (only the
+    image's start script maps them, and cull_busy not even there), so the hook writes
+    the traits themselves and the Deployment starts EG with this file and nothing else.
+    """
+    config = {
+        "EnterpriseGatewayApp": {
+            "ip": "0.0.0.0",
+            "port": PORT,
+            "port_retries": 0,
+            # The notebook UI lists kernels; without this every listing is a 403.
+            "list_kernels": True,
+            "default_kernel_name": spec.default_kernel,
+            "log_level": "WARN" if spec.log_level == "WARNING" else spec.log_level,
+        },
+        "RemoteMappingKernelManager": {
+            "cull_idle_timeout": spec.cull_idle_timeout,
+            "cull_interval": spec.cull_interval,
+            "cull_connected": spec.cull_connected,
+            "cull_busy": spec.cull_busy,
+        },
+        # jupyter_client 6 (which EG 3.3 pins) calls the allow-list "whitelist"; empty allows all.
+        "KernelSpecManager": {"whitelist": sorted(spec.kernels or [])},
+    }
+    return json.dumps(config, indent=2, sort_keys=True) + "\n"
+
+
+def _metadata(name: str, namespace: str, labels: dict) -> dict:
+    return {"name": name, "namespace": namespace, "labels": labels}
+
+
+def _service_account(name: str, namespace: str, labels: dict) -> dict:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(child_name(name), namespace, labels)}
+
+
+def _role_binding(name: str, namespace: str, labels: dict, cluster_role: str) -> dict:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": _metadata(child_name(name), namespace, labels),
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_role},
+        "subjects": [{"kind": "ServiceAccount", "name": child_name(name), "namespace": namespace}],
+    }
+
+
+def _config_map(name: str, namespace: str, labels: dict, config: str) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(child_name(name), namespace, labels),
+        "data": {CONFIG_FILE: config},
+    }
+
+
+def _deployment(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec, config: str) -> dict:
+    container = {
+        "name": "gateway",
+        "image": spec.image,
+        "command": ["jupyter", "enterprisegateway", f"--config={CONFIG_DIR}/{CONFIG_FILE}"],
+        "env": [
+            # Read by EG's Kubernetes process proxy at import time, so they must be env.
+            {"name": "EG_NAMESPACE", "value": namespace},
+            {"name": "EG_SHARED_NAMESPACE", "value": "True"},
+            {"name": "EG_KERNEL_LAUNCH_TIMEOUT", "value": str(spec.kernel_launch_timeout)},
+            {"name": "EG_RESPONSE_PORT", "value": str(RESPONSE_PORT)},
+        ],
+        "ports": [
+            {"name": "http", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "response", "containerPort": RESPONSE_PORT, "protocol": "TCP"},
+        ],
+        "resources": canonical_resources(
+            spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES
+        ),
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "startupProbe": _tcp_probe(period=2, failures=60),
+        "readinessProbe": _tcp_probe(period=10, failures=3),
+        "livenessProbe": _tcp_probe(period=20, failures=3),
+    }
+    pod_spec = harden(
+        {
+            "serviceAccountName": child_name(name),
+            "containers": [container],
+            "volumes": [{"name": "config", "configMap": {"name": child_name(name)}}],
+        },
+        run_as_user=RUN_AS_USER,
+        run_as_group=RUN_AS_GROUP,
+    )
+    selector = ch.selector("gateway", name)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _metadata(child_name(name), namespace, labels),
+        "spec": {
+            # One gateway: it keeps its kernels in memory, two would both cull.
+            "replicas": 1,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {
+                    "labels": {**labels, **selector},
+                    # A new configuration restarts EG: it reads the file only at start.
+                    "annotations": {"kubeflow.tkestack.io/config-hash": _digest(config)},
+                },
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def _tcp_probe(period: int, failures: int) -> dict:
+    # TCP, not HTTP: every EG endpoint asks for the token once gateway auth is on.
+    return {"tcpSocket": {"port": PORT}, "periodSeconds": period, "failureThreshold": failures}
+
+
+def _service(name: str, namespace: str, labels: dict) -> dict:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _metadata(name, namespace, labels),
+        "spec": {
+            "selector": ch.selector("gateway", name),
+            "ports": [
+                {"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"},
+                {"name": "response", "port": RESPONSE_PORT, "targetPort": RESPONSE_PORT, "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
