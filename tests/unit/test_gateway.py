@@ -1,0 +1,275 @@
+"""The JupyterGateway sync hook, as a pure function."""
+
+import json
+
+import pytest
+
+from hooks.gateway import CONFIG_FILE, customize_gateway, render_config, sync_gateway
+from hooks.models import JupyterGatewaySpec
+from tests.builders import (
+    AVAILABLE,
+    LATER,
+    NOW,
+    by_kind,
+    child_types,
+    env_of,
+    gateway,
+    kernel_role,
+    load,
+    observe,
+)
+
+TYPES = child_types("jupytergateway.yaml")
+
+
+def sync(parent, children=None, related=None, now=NOW):
+    related = (
+        kernel_role((parent["spec"] or {}).get("clusterRole", "jupyter-gateway-kernels"))
+        if related is None
+        else related
+    )
+    return sync_gateway(parent, children or {t: {} for t in TYPES}, related, now)
+
+
+def ordered(children: list[dict]) -> list[dict]:
+    return sorted(children, key=lambda c: (c["kind"], c["metadata"]["name"]))
+
+
+def config_of(result) -> dict:
+    return json.loads(by_kind(result["children"])["ConfigMap"]["data"][CONFIG_FILE])
+
+
+def test_the_seed_sample_renders_every_child():
+    sample = load("manifests/samples/jupytergateway-sample.yaml") | {
+        "metadata": {"name": "jupytergateway-sample", "namespace": "default"}
+    }
+    result = sync(sample)
+    kinds = {c["kind"]: c["metadata"]["name"] for c in result["children"]}
+    assert kinds == {
+        "ServiceAccount": "jupytergateway-sample-gateway",
+        "RoleBinding": "jupytergateway-sample-gateway",
+        "ConfigMap": "jupytergateway-sample-gateway",
+        "Deployment": "jupytergateway-sample-gateway",
+        "Service": "jupytergateway-sample",  # notebooks reach http://<gateway>.<ns>.svc:8888
+    }
+    assert config_of(result)["RemoteMappingKernelManager"]["cull_idle_timeout"] == 3600
+    assert result["status"]["url"] == "http://jupytergateway-sample.default.svc:8888"
+
+
+def test_defaults_apply_without_the_schema():
+    """A parent may reach the hook without the CRD's defaults (an older CRD, a hand-made request)."""
+    config = config_of(sync(gateway(spec=None) | {"spec": {}}))
+    assert config["RemoteMappingKernelManager"] == {
+        "cull_idle_timeout": 3600,
+        "cull_interval": 60,
+        "cull_connected": False,
+        "cull_busy": False,
+    }
+    assert config["EnterpriseGatewayApp"]["default_kernel_name"] == "python_kubernetes"
+    assert config["EnterpriseGatewayApp"]["log_level"] == "INFO"
+    assert config["KernelSpecManager"]["whitelist"] == []
+
+
+def test_every_spec_field_reaches_its_child_field():
+    spec = {
+        "kernels": ["python_kubernetes", "r_kubernetes"],
+        "defaultKernel": "r_kubernetes",
+        "cullIdleTimeout": 600,
+        "cullInterval": 30,
+        "cullConnected": True,
+        "cullBusy": True,
+        "kernelLaunchTimeout": 300,
+        "logLevel": "DEBUG",
+        "image": "registry.example/eg:3.3.0-custom",
+        "resources": {"requests": {"cpu": "0.5", "memory": "512Mi"}, "limits": {"cpu": 2, "memory": "2048Mi"}},
+        "clusterRole": "my-kernels",
+    }
+    assert set(spec) == {f.alias for f in JupyterGatewaySpec.model_fields.values()}, "a field is untested"
+    result = sync(gateway(**spec))
+    children = by_kind(result["children"])
+    config = config_of(result)
+    container = children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert config["KernelSpecManager"]["whitelist"] == ["python_kubernetes", "r_kubernetes"]
+    assert config["EnterpriseGatewayApp"]["default_kernel_name"] == "r_kubernetes"
+    assert config["RemoteMappingKernelManager"] == {
+        "cull_idle_timeout": 600,
+        "cull_interval": 30,
+        "cull_connected": True,
+        "cull_busy": True,
+    }
+    assert env_of(container)["EG_KERNEL_LAUNCH_TIMEOUT"] == "300"
+    assert config["EnterpriseGatewayApp"]["log_level"] == "DEBUG"
+    assert container["image"] == "registry.example/eg:3.3.0-custom"
+    assert container["resources"] == {
+        "limits": {"cpu": "2", "memory": "2Gi"},
+        "requests": {"cpu": "500m", "memory": "512Mi"},
+    }
+    assert children["RoleBinding"]["roleRef"]["name"] == "my-kernels"
+
+
+def test_each_culling_knob_appears_exactly_once_and_nowhere_in_the_environment():
+    """Bugs #1 (EG_CULL_IDLE_TIMEOUT twice) and #20 (cull_connected not exposed)."""
+    result = sync(gateway(cullIdleTimeout=120, cullConnected=True))
+    text = by_kind(result["children"])["ConfigMap"]["data"][CONFIG_FILE]
+    for knob in ("cull_idle_timeout", "cull_interval", "cull_connected", "cull_busy"):
+        assert text.count(f'"{knob}"') == 1
+    container = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    names = [e["name"] for e in container["env"]]
+    assert len(names) == len(set(names))
+    assert not [n for n in names if n.startswith(("EG_CULL", "EG_LOG", "EG_ALLOWED", "EG_KERNEL_WHITELIST"))]
+
+
+def test_the_gateway_runs_exactly_the_rendered_configuration():
+    """EG ignores EG_CULL_* itself: the command must name the configuration file."""
+    deployment = by_kind(sync(gateway())["children"])["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["command"] == ["jupyter", "enterprisegateway", f"--config=/etc/jupyter-gateway/{CONFIG_FILE}"]
+    assert "args" not in container
+    assert container["volumeMounts"] == [{"name": "config", "mountPath": "/etc/jupyter-gateway", "readOnly": True}]
+    assert pod["volumes"] == [{"name": "config", "configMap": {"name": "gw-gateway"}}]
+    assert pod["serviceAccountName"] == "gw-gateway"
+
+
+def test_kernel_listing_is_on():
+    """Without list_kernels the notebook UI gets 403s."""
+    assert config_of(sync(gateway()))["EnterpriseGatewayApp"]["list_kernels"] is True
+
+
+def test_warning_log_level_of_the_original_maps_to_what_eg_accepts():
+    assert config_of(sync(gateway(logLevel="WARNING")))["EnterpriseGatewayApp"]["log_level"] == "WARN"
+
+
+def test_a_configuration_change_rolls_the_deployment():
+    def hash_of(result):
+        return by_kind(result["children"])["Deployment"]["spec"]["template"]["metadata"]["annotations"]
+
+    assert hash_of(sync(gateway(cullIdleTimeout=10))) != hash_of(sync(gateway(cullIdleTimeout=20)))
+    assert hash_of(sync(gateway(cullIdleTimeout=10))) == hash_of(sync(gateway(cullIdleTimeout=10)))
+
+
+def test_cluster_role_is_bound_in_the_gateways_namespace_only():
+    """Bug #5: spec.clusterRole was a no-op and the RoleBinding hard-coded."""
+    result = sync(gateway(namespace="team-a", clusterRole="custom-kernels"))
+    binding = by_kind(result["children"])["RoleBinding"]
+    assert binding["metadata"]["namespace"] == "team-a"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": "custom-kernels",
+    }
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "gw-gateway", "namespace": "team-a"}]
+    env = env_of(by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0])
+    assert env["EG_NAMESPACE"] == "team-a" and env["EG_SHARED_NAMESPACE"] == "True"
+
+
+def test_customize_asks_for_the_cluster_role():
+    assert customize_gateway(gateway(clusterRole="x-kernels")) == {
+        "relatedResources": [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "resource": "clusterroles", "names": ["x-kernels"]}
+        ]
+    }
+    assert customize_gateway(gateway())["relatedResources"][0]["names"] == ["jupyter-gateway-kernels"]
+    assert customize_gateway(gateway(clusterRole=7)) == {"relatedResources": []}
+
+
+@pytest.mark.parametrize(
+    ("related", "reason"),
+    [({}, "ClusterRoleNotFound"), (kernel_role("cluster-admin", allowed=False), "ClusterRoleNotAllowed")],
+)
+def test_an_unlabelled_or_missing_cluster_role_is_never_bound(related, reason):
+    parent = gateway(clusterRole="cluster-admin")
+    first = sync(parent, related=related)
+    assert first["children"] == []
+    ready = first["status"]["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert "spec.clusterRole" in ready["message"]
+    # A gateway that already runs keeps its children while its role is refused.
+    running = observe(sync(gateway())["children"], TYPES)
+    assert sync(parent, running, related)["children"] == ordered(sync(gateway())["children"])
+
+
+def test_invalid_spec_keeps_every_child_and_names_the_field():
+    desired = sync(gateway())["children"]
+    observed = observe(desired, TYPES, AVAILABLE)
+    result = sync(gateway(cullIdleTimeout=-5), observed)
+    assert result["children"] == ordered(desired)
+    ready = result["status"]["conditions"][0]
+    assert ready["reason"] == "InvalidSpec"
+    assert ready["message"].startswith("spec.cullIdleTimeout:")
+    assert result["status"]["readyReplicas"] == 1
+
+
+def test_status_follows_the_deployment_and_keeps_its_transition_time():
+    parent = gateway()
+    desired = sync(parent)["children"]
+    pending = sync(parent, observe(desired, TYPES))["status"]
+    assert pending["conditions"][0] | {"message": ""} == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "DeploymentNotAvailable",
+        "message": "",
+        "lastTransitionTime": NOW,
+    }
+    parent["status"] = pending
+    ready = sync(parent, observe(desired, TYPES, AVAILABLE), now=LATER)["status"]
+    assert ready["conditions"][0]["status"] == "True" and ready["conditions"][0]["lastTransitionTime"] == LATER
+    parent["status"] = ready
+    again = sync(parent, observe(desired, TYPES, AVAILABLE), now="2026-12-01T00:00:00Z")["status"]
+    assert again == ready, "a resync must not move timestamps (Metacontroller would loop)"
+    assert ready["observedGeneration"] == 1 and ready["replicas"] == 1
+
+
+def test_an_unchanged_parent_yields_byte_identical_responses():
+    parent = gateway(kernels=["b", "a"], defaultKernel="a")
+    first = sync(parent)
+    observed = observe(first["children"], TYPES, AVAILABLE)
+    parent["status"] = sync(parent, observed)["status"]
+    one = json.dumps(sync(parent, observed))
+    two = json.dumps(sync(parent, observed, now=LATER))
+    assert one == two
+
+
+def test_labels_are_prefixed_and_selectors_never_use_bare_keys():
+    """Bug #18 (un-prefixed label keys)."""
+    for child in sync(gateway())["children"]:
+        keys = set(child["metadata"]["labels"])
+        assert {
+            "app.kubernetes.io/name",
+            "app.kubernetes.io/instance",
+            "app.kubernetes.io/component",
+            "app.kubernetes.io/managed-by",
+            "app.kubernetes.io/part-of",
+            "kubeflow.tkestack.io/jupytergateway",
+        } <= keys
+        assert all("/" in key for key in keys)
+    deployment = by_kind(sync(gateway())["children"])["Deployment"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert all("/" in key for key in selector)
+    assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def test_probes_and_ports():
+    """Bug #12 (no probes) and the kernels' response port on the Service."""
+    children = by_kind(sync(gateway())["children"])
+    container = children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+    assert [p["port"] for p in children["Service"]["spec"]["ports"]] == [8888, 8877]
+    assert children["Service"]["spec"]["selector"] == children["Deployment"]["spec"]["selector"]["matchLabels"]
+
+
+def test_gateway_and_notebook_of_one_name_do_not_collide():
+    """Bug #16: a notebook and a gateway named alike both owned Deployment <name>."""
+    from hooks.notebook import sync_notebook
+    from tests.builders import notebook
+
+    gw_names = {(c["kind"], c["metadata"]["name"]) for c in sync(gateway(name="same"))["children"]}
+    nb = sync_notebook(notebook(name="same"), {}, {}, NOW, "t" * 48)
+    nb_names = {(c["kind"], c["metadata"]["name"]) for c in nb["children"]}
+    assert gw_names.isdisjoint(nb_names)
+
+
+def test_render_config_is_deterministic_json():
+    spec = JupyterGatewaySpec(kernels=["z", "a"], defaultKernel="a")
+    assert render_config(spec) == render_config(spec)
+    assert json.loads(render_config(spec))["KernelSpecManager"]["whitelist"] == ["a", "z"]

@@ -1,0 +1,137 @@
+"""The install manifests: valid objects, least privilege, restricted pods, consistent wiring."""
+
+import subprocess
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from hooks.gateway import sync_gateway
+from hooks.notebook import sync_notebook
+from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, notebook, related_gateway
+
+K8S_VERSIONS = ["1.34.0", "1.35.0", "1.36.0"]
+
+
+def kustomized_files(directory: Path) -> list[Path]:
+    """The files a kustomization pulls in, following directories (what `kubectl apply -k` reads)."""
+    kustomization = yaml.safe_load((directory / "kustomization.yaml").read_text())
+    files = []
+    for resource in kustomization["resources"]:
+        path = (directory / resource).resolve()
+        files += kustomized_files(path) if path.is_dir() else [path]
+    return files
+
+
+def objects() -> list[dict]:
+    return [d for f in kustomized_files(ROOT / "manifests") for d in yaml.safe_load_all(f.read_text()) if d]
+
+
+def controllers() -> dict[str, dict]:
+    return {o["metadata"]["name"]: o for o in objects() if o["kind"] == "CompositeController"}
+
+
+def test_one_kustomization_installs_everything():
+    kinds = sorted(o["kind"] for o in objects())
+    assert kinds == sorted(
+        [
+            "Namespace",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ServiceAccount",
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "CompositeController",
+            "CompositeController",
+        ]
+    )
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_manifests_are_valid_kubernetes_objects(version):
+    for obj in objects():
+        if obj["kind"] != "CompositeController":  # Metacontroller's own type
+            kubernetes_validate.validate(obj, version, strict=True)
+
+
+def test_the_hook_server_is_redundant_probed_and_restricted(psacheck):
+    deployment = next(o for o in objects() if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] >= 2
+    assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert {"readinessProbe", "livenessProbe", "resources"} <= set(container)
+    assert psacheck({"hooks": deployment["spec"]["template"]["spec"]}) == {"hooks": ""}
+
+
+def test_the_kernel_cluster_role_is_least_privilege():
+    role = next(o for o in objects() if o["metadata"]["name"] == "jupyter-gateway-kernels")
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]}
+    ]
+    assert role["metadata"]["labels"]["kubeflow.tkestack.io/gateway-kernel-role"] == "true"
+    assert not [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+
+
+def _rule_key(rule: dict) -> str:
+    kinds = {
+        "serviceaccounts": "ServiceAccount",
+        "rolebindings": "RoleBinding",
+        "configmaps": "ConfigMap",
+        "deployments": "Deployment",
+        "services": "Service",
+        "secrets": "Secret",
+    }
+    return f"{kinds[rule['resource']]}.{rule['apiVersion']}"
+
+
+@pytest.mark.parametrize(
+    ("controller", "children"),
+    [
+        ("jupytergateway-controller", sync_gateway(gateway(), {}, kernel_role(), NOW)["children"]),
+        (
+            "jupyternotebook-controller",
+            sync_notebook(
+                notebook(gateway={"name": "gw"}, auth={"password": "p"}), {}, related_gateway(gateway()), NOW, TOKEN
+            )["children"],
+        ),
+    ],
+)
+def test_every_child_kind_has_a_rule_with_an_update_strategy(controller, children):
+    spec = controllers()[controller]["spec"]
+    rules = {_rule_key(r): r for r in spec["childResources"]}
+    for child in children:
+        assert f"{child['kind']}.{child['apiVersion']}" in rules, child["kind"]
+    for key, rule in rules.items():
+        expected = "Recreate" if key.startswith("RoleBinding") else "InPlace"
+        assert rule["updateStrategy"]["method"] == expected, key
+    assert spec["generateSelector"] is True
+
+
+def test_hooks_are_v2_with_an_explicit_timeout_and_served_by_our_routes():
+    from hooks.app import app
+
+    routes = {r.path for r in app.routes}
+    for controller in controllers().values():
+        hooks = controller["spec"]["hooks"]
+        assert set(hooks) == {"sync", "customize"}
+        for hook in hooks.values():
+            assert hook["version"] == "v2"
+            assert hook["webhook"]["timeout"]
+            assert hook["webhook"]["path"] in routes
+            assert hook["webhook"]["service"] == {
+                "name": "elastic-jupyter-hooks",
+                "namespace": "elastic-jupyter-system",
+                "port": 80,
+            }
+
+
+def test_the_dockerfile_passes_hadolint():
+    result = subprocess.run(
+        ["hadolint", "--failure-threshold", "warning", str(ROOT / "Dockerfile")], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

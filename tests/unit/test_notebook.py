@@ -1,0 +1,330 @@
+"""The JupyterNotebook customize and sync hooks, as pure functions."""
+
+import base64
+import hashlib
+import json
+
+import pytest
+
+from hooks.models import DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
+from hooks.notebook import customize_notebook, sync_notebook
+from tests.builders import (
+    AVAILABLE,
+    LATER,
+    NOW,
+    TOKEN,
+    by_kind,
+    child_types,
+    env_of,
+    gateway,
+    load,
+    notebook,
+    observe,
+    related_gateway,
+)
+
+TYPES = child_types("jupyternotebook.yaml")
+GW = gateway("gw", "default", kernelLaunchTimeout=120)
+
+
+def sync(parent, children=None, related=None, now=NOW, token=TOKEN):
+    related = related_gateway(GW) if related is None else related
+    return sync_notebook(parent, children or {t: {} for t in TYPES}, related, now, token)
+
+
+def pod_of(result) -> dict:
+    return by_kind(result["children"])["Deployment"]["spec"]["template"]
+
+
+def container_of(result, name="notebook") -> dict:
+    return next(c for c in pod_of(result)["spec"]["containers"] if c["name"] == name)
+
+
+def conditions(result) -> dict:
+    return {c["type"]: c for c in result["status"]["conditions"]}
+
+
+def all_text(result) -> str:
+    """Everything a user, `ps` or a log could see: the pod template, env, args and status."""
+    return json.dumps([pod_of(result), result["status"]])
+
+
+def test_the_seed_sample_points_at_its_gateway():
+    sample = load("manifests/samples/jupyternotebook-sample.yaml")
+    sample["metadata"]["namespace"] = "default"
+    gw = load("manifests/samples/jupytergateway-sample.yaml")
+    gw["metadata"]["namespace"] = "default"
+    result = sync(sample, related=related_gateway(gw))
+    assert {c["kind"] for c in result["children"]} == {"Deployment", "Service", "Secret"}
+    env = env_of(container_of(result))
+    assert env["JUPYTER_GATEWAY_URL"] == "http://jupytergateway-sample.default.svc:8888"
+    assert env["KERNEL_USERNAME"] == "jupyternotebook-sample"
+    assert result["status"]["gatewayUrl"] == "http://jupytergateway-sample.default.svc:8888"
+    assert conditions(result)["GatewayReady"]["status"] == "True"
+    assert container_of(result)["image"] == DEFAULT_NOTEBOOK_IMAGE
+
+
+def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
+    rule = customize_notebook(notebook(namespace="team-a", gateway={"name": "gw", "namespace": "default"}))
+    assert rule == {
+        "relatedResources": [
+            {
+                "apiVersion": "kubeflow.tkestack.io/v1alpha1",
+                "resource": "jupytergateways",
+                "namespace": "default",
+                "names": ["gw"],
+            }
+        ]
+    }
+    local = customize_notebook(notebook(namespace="team-a", gateway={"name": "gw"}))
+    assert local["relatedResources"][0]["namespace"] == "team-a"
+    assert customize_notebook(notebook()) == {"relatedResources": []}
+    assert customize_notebook(notebook(gateway="gw")) == {"relatedResources": []}
+
+
+def test_a_gateway_in_another_namespace_uses_a_fully_qualified_url():
+    """Bug #11: an empty namespace gave http://<name>.:8888."""
+    gw = gateway("shared", "infra")
+    result = sync(
+        notebook(namespace="team-a", gateway={"name": "shared", "namespace": "infra"}), related=related_gateway(gw)
+    )
+    assert env_of(container_of(result))["JUPYTER_GATEWAY_URL"] == "http://shared.infra.svc:8888"
+    same_ns = sync(notebook(gateway={"name": "gw"}))
+    assert env_of(container_of(same_ns))["JUPYTER_GATEWAY_URL"] == "http://gw.default.svc:8888"
+
+
+def test_launch_timeouts_follow_the_gateway():
+    """Bug #19: the client's 40 s default silently overrode the gateway's 60 s."""
+    env = env_of(container_of(sync(notebook(gateway={"name": "gw"}))))
+    assert env["KERNEL_LAUNCH_TIMEOUT"] == "120"
+    assert env["JUPYTER_GATEWAY_REQUEST_TIMEOUT"] == "122"
+
+
+def test_without_a_gateway_kernels_run_locally():
+    result = sync(notebook(), related={})
+    env = env_of(container_of(result))
+    assert not [name for name in env if name.startswith(("JUPYTER_GATEWAY", "KERNEL_"))]
+    assert "GatewayReady" not in conditions(result)
+    assert "gatewayUrl" not in result["status"]
+
+
+def test_a_missing_gateway_keeps_the_children_and_says_so():
+    parent = notebook(gateway={"name": "gone"})
+    assert sync(parent, related=related_gateway(None))["children"] == []
+    running = observe(sync(notebook(gateway={"name": "gw"}))["children"], TYPES)
+    result = sync(parent, running, related=related_gateway(None))
+    assert len(result["children"]) == 3
+    assert {c["metadata"]["name"] for c in result["children"]} == {"nb-notebook", "nb-notebook-auth"}
+    assert conditions(result)["GatewayReady"]["reason"] == "GatewayNotFound"
+    assert conditions(result)["Ready"]["reason"] == "GatewayNotFound"
+
+
+def test_a_gateway_that_is_not_ready_makes_the_notebook_not_ready():
+    result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, ready=False))
+    assert conditions(result)["GatewayReady"]["reason"] == "GatewayNotReady"
+    observed = observe(result["children"], TYPES, AVAILABLE)
+    result = sync(notebook(gateway={"name": "gw"}), observed, related=related_gateway(GW, ready=False))
+    assert conditions(result)["Ready"] | {"lastTransitionTime": ""} == conditions(result)["GatewayReady"] | {
+        "type": "Ready",
+        "lastTransitionTime": "",
+    }
+    ready = sync(notebook(gateway={"name": "gw"}), observed)
+    assert conditions(ready)["Ready"]["status"] == "True"
+
+
+def test_the_generated_token_is_kept_once_it_exists():
+    first = sync(notebook(), token="first-random-token")
+    secret = by_kind(first["children"])["Secret"]
+    assert base64.b64decode(secret["data"]["token"]).decode() == "first-random-token"
+    observed = observe(first["children"], TYPES)
+    for token in ("second", "third"):
+        again = sync(notebook(), observed, token=token)
+        assert by_kind(again["children"])["Secret"] == secret
+    assert first["status"]["tokenSecret"] == "nb-notebook-auth"
+
+
+def test_no_secret_in_argv_environment_or_status():
+    """Bug #9: the token was a command-line argument."""
+    spec = {"auth": {"token": "user-token-123", "password": "hunter2-pass"}}
+    for result in (sync(notebook(**spec)), sync(notebook())):
+        text = all_text(result)
+        for secret in ("user-token-123", "hunter2-pass", TOKEN):
+            assert secret not in text
+        container = container_of(result)
+        assert "args" not in container and "command" not in container
+        env = env_of(container)
+        assert env["JUPYTER_TOKEN_FILE"] == "/etc/jupyter-notebook/auth/token"
+        assert not {"JUPYTER_TOKEN", "JUPYTER_GATEWAY_AUTH_TOKEN"} & set(env)
+        for var in container["env"]:
+            assert "valueFrom" not in var, "not even a secretKeyRef: Jupyter Server logs its environment"
+
+
+def test_a_user_token_and_password_reach_the_secret_as_files():
+    result = sync(notebook(auth={"token": "user-token-123", "password": "hunter2-pass"}))
+    data = by_kind(result["children"])["Secret"]["data"]
+    assert base64.b64decode(data["token"]).decode() == "user-token-123"
+    config = json.loads(base64.b64decode(data["jupyter_server_config.json"]))
+    algorithm, salt, digest = config["PasswordIdentityProvider"]["hashed_password"].split(":")
+    assert algorithm == "sha256" and hashlib.sha256(("hunter2-pass" + salt).encode()).hexdigest() == digest
+    assert env_of(container_of(result))["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-notebook/auth"
+    volume = pod_of(result)["spec"]["volumes"][-1]
+    assert volume == {
+        "name": "jupyter-notebook-auth",
+        "secret": {"secretName": "nb-notebook-auth", "defaultMode": 0o440},
+    }
+
+
+def test_a_password_hash_is_used_as_given():
+    hashed = "argon2:$argon2id$v=19$m=10240,t=10,p=8$abc$def"
+    result = sync(notebook(auth={"password": hashed}))
+    config = json.loads(base64.b64decode(by_kind(result["children"])["Secret"]["data"]["jupyter_server_config.json"]))
+    assert config["PasswordIdentityProvider"]["hashed_password"] == hashed
+
+
+def test_a_secret_ref_is_mounted_and_no_secret_is_generated():
+    result = sync(notebook(auth={"secretRef": {"name": "my-token", "key": "tok"}}))
+    assert "Secret" not in by_kind(result["children"])
+    volume = pod_of(result)["spec"]["volumes"][-1]
+    assert volume["secret"] == {
+        "secretName": "my-token",
+        "defaultMode": 0o440,
+        "items": [{"key": "tok", "path": "token"}],
+    }
+    assert result["status"]["tokenSecret"] == "my-token"
+
+
+def test_auth_disabled_writes_an_empty_token():
+    result = sync(notebook(auth={"mode": "disable"}))
+    assert by_kind(result["children"])["Secret"]["data"] == {"token": ""}
+
+
+def test_changing_the_token_restarts_the_server():
+    def auth_hash(spec):
+        return pod_of(sync(notebook(**spec)))["metadata"].get("annotations", {}).get("kubeflow.tkestack.io/auth-hash")
+
+    assert auth_hash({"auth": {"token": "aaaaaaaa"}}) != auth_hash({"auth": {"token": "bbbbbbbb"}})
+    assert auth_hash({}) is None
+
+
+USER_TEMPLATE = {
+    "metadata": {
+        "labels": {"team": "ml", "kubeflow.tkestack.io/jupyternotebook": "hijack"},
+        "annotations": {"note": "x"},
+    },
+    "spec": {
+        "containers": [
+            {"name": "sidecar", "image": "busybox", "command": ["sleep", "inf"]},
+            {
+                "name": "notebook",
+                "image": "my/lab:1",
+                "command": ["jupyter", "lab"],
+                "args": ["--ServerApp.base_url=/", "--no-browser"],
+                "env": [{"name": "KERNEL_USERNAME", "value": "alice"}, {"name": "EMPTY", "value": ""}],
+                "resources": {"limits": {"cpu": 2, "memory": "4096Mi"}},
+            },
+        ],
+        "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "home"}}],
+    },
+}
+
+
+def test_a_users_template_is_kept_and_only_augmented():
+    """Bugs #13 (template labels broke the selector) and #15 (args appended to containers[0])."""
+    result = sync(notebook(gateway={"name": "gw"}, template=USER_TEMPLATE))
+    pod = pod_of(result)
+    container = container_of(result)
+    assert container["command"] == ["jupyter", "lab"]
+    assert container["args"] == ["--ServerApp.base_url=/", "--no-browser"]
+    env = env_of(container)
+    assert env["KERNEL_USERNAME"] == "alice", "a user's own value wins"
+    assert env["JUPYTER_GATEWAY_URL"] == "http://gw.default.svc:8888"
+    assert {"name": "EMPTY"} in container["env"], "an empty value is dropped as the API server does"
+    assert container["resources"] == {"limits": {"cpu": "2", "memory": "4Gi"}}
+    sidecar = container_of(result, "sidecar")
+    assert sidecar["command"] == ["sleep", "inf"] and "env" not in sidecar
+    assert pod["metadata"]["labels"]["team"] == "ml"
+    selector = by_kind(result["children"])["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    assert pod["metadata"]["annotations"] == {"note": "x"}
+    assert pod["spec"]["volumes"][0]["name"] == "home"
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"securityContext": {"runAsUser": 0}}, "spec.template.spec.securityContext.runAsUser"),
+        ({"hostNetwork": True}, "spec.template.spec.hostNetwork"),
+        ({"volumes": [{"name": "h", "hostPath": {"path": "/"}}]}, "spec.template.spec.volumes[0].hostPath"),
+        (
+            {"containers": [{"name": "notebook", "image": "x", "securityContext": {"privileged": True}}]},
+            "spec.template.spec.containers[0].securityContext.privileged",
+        ),
+        (
+            {"containers": [{"name": "notebook", "image": "x", "env": [{"name": "JUPYTER_TOKEN", "value": "t"}]}]},
+            "spec.template.spec.containers[0].env[0]",
+        ),
+        (
+            {"containers": [{"name": "notebook", "image": "x", "resources": {"requests": {"cpu": "lots"}}}]},
+            "spec.template.spec.containers[0].resources",
+        ),
+    ],
+)
+def test_a_template_breaking_the_rules_is_refused_and_the_children_kept(patch, field):
+    template = {"spec": {"containers": [{"name": "notebook", "image": "x"}], **patch}}
+    running = observe(sync(notebook())["children"], TYPES)
+    result = sync(notebook(template=template), running)
+    ready = conditions(result)["Ready"]
+    assert ready["reason"] == "InvalidSpec"
+    assert field in ready["message"]
+    assert len(result["children"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "field"),
+    [
+        ({"gateway": {"name": "Bad_Name"}}, "spec.gateway.name"),
+        ({"auth": {"mode": "maybe"}}, "spec.auth.mode"),
+        ({"auth": {"mode": "disable", "token": "abcdefgh"}}, "spec.auth"),
+        ({"auth": {"token": "abcdefgh", "secretRef": {"name": "s"}}}, "spec.auth"),
+        ({"template": {"spec": {"containers": []}}}, "spec.template.spec.containers"),
+        ({"unknown": 1}, "spec.unknown"),
+    ],
+)
+def test_an_invalid_spec_names_the_field(spec, field):
+    result = sync(notebook(**spec))
+    ready = conditions(result)["Ready"]
+    assert (ready["reason"], ready["status"]) == ("InvalidSpec", "False")
+    assert ready["message"].startswith(field)
+    assert result["children"] == []
+
+
+def test_the_default_pod_passes_restricted_and_reaches_no_kubernetes_api():
+    pod = pod_of(sync(notebook(gateway={"name": "gw"})))["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = pod["containers"][0]["securityContext"]
+    assert sc == {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def test_the_notebook_gets_a_service_and_a_readiness_probe():
+    """Bug #12: no Service and no probes."""
+    children = by_kind(sync(notebook())["children"])
+    assert children["Service"]["metadata"]["name"] == "nb-notebook"
+    assert children["Service"]["spec"]["ports"][0]["port"] == 8888
+    assert children["Deployment"]["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"] == {
+        "path": "/api",
+        "port": 8888,
+    }
+
+
+def test_status_holds_no_changing_timestamp():
+    parent = notebook(gateway={"name": "gw"})
+    result = sync(parent)
+    observed = observe(result["children"], TYPES, AVAILABLE)
+    parent["status"] = sync(parent, observed)["status"]
+    assert json.dumps(sync(parent, observed)) == json.dumps(sync(parent, observed, now=LATER))
+
+
+def test_every_spec_field_is_covered():
+    assert {f.alias for f in JupyterNotebookSpec.model_fields.values()} == {"gateway", "auth", "template"}
