@@ -1,0 +1,50 @@
+SHELL := /bin/bash
+# The two commands of the README: `make run` (the hook server on 127.0.0.1:8080) and
+# `make test` (every suite). Both set up what they need on a fresh machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: run test unit lint crds render clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.cache/bin/psacheck: tests/psa/main.go tests/psa/go.mod tests/psa/go.sum
+	cd tests/psa && go build -o ../../.cache/bin/psacheck .
+
+## run: the hook server, as Metacontroller would call it (http://127.0.0.1:$(PORT))
+run: $(VENV)/.installed
+	$(BIN)/python -m hooks serve --host 127.0.0.1 --port $(PORT)
+
+## test: lint, then every test suite
+test: lint $(VENV)/.installed .cache/bin/psacheck
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## unit: the pure functions, schemas, manifests and HTTP layer only (seconds)
+unit: $(VENV)/.installed .cache/bin/psacheck
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint --failure-threshold warning Dockerfile
+
+## crds: regenerate manifests/crds/ from hooks/models.py
+crds: $(VENV)/.installed
+	$(BIN)/python -m hooks crds
+
+## render: preview the children of the sample CRs
+render: $(VENV)/.installed
+	cat manifests/samples/jupytergateway-sample.yaml <(echo ---) manifests/samples/jupyternotebook-sample.yaml \
+	  | $(BIN)/python -m hooks render -f -
+
+clean:
+	rm -rf $(VENV) .cache test-output
