@@ -5,11 +5,12 @@ import json
 
 import httpx
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hooks.app import app
-from tests.builders import child_types, gateway, kernel_role, load, notebook, observe, related_gateway
+from tests.builders import ROOT, child_types, gateway, kernel_role, load, notebook, observe, related_gateway
 
 GATEWAY_TYPES = child_types("jupytergateway.yaml")
 NOTEBOOK_TYPES = child_types("jupyternotebook.yaml")
@@ -187,3 +188,13 @@ def test_the_pure_functions_never_raise_on_any_spec(spec, status, related):
         customize_notebook(parent)
         sync_gateway(parent, {}, related_map, "2026-01-01T00:00:00Z")
         sync_notebook(parent, {}, related_map, "2026-01-01T00:00:00Z", "t")
+
+
+def test_render_previews_the_samples_with_secrets_redacted(capsys):
+    from hooks.__main__ import main
+
+    assert main(["render", "-f", str(ROOT / "manifests" / "samples" / "jupyternotebook-sample.yaml")]) == 0
+    out = capsys.readouterr().out
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret"]
+    assert docs[2]["data"] == {"token": "<redacted>"}
