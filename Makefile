@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit lint crds render clean
+.PHONY: run test unit bench lint crds render clean system-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,17 +20,25 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 .cache/bin/psacheck: tests/psa/main.go tests/psa/go.mod tests/psa/go.sum
 	cd tests/psa && go build -o ../../.cache/bin/psacheck .
 
+## system-deps: Debian packages the tests and the benchmark drive (wrk)
+system-deps:
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
 ## run: the hook server, as Metacontroller would call it (http://127.0.0.1:$(PORT))
 run: $(VENV)/.installed
 	$(BIN)/python -m hooks serve --host 127.0.0.1 --port $(PORT)
 
 ## test: lint, then every test suite
-test: lint $(VENV)/.installed .cache/bin/psacheck
+test: lint system-deps $(VENV)/.installed .cache/bin/psacheck
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## unit: the pure functions, schemas, manifests and HTTP layer only (seconds)
 unit: $(VENV)/.installed .cache/bin/psacheck
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## bench: latency, throughput and memory of the hook server against two references
+bench: system-deps $(VENV)/.installed
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
