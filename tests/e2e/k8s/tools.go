@@ -1,0 +1,10 @@
+//go:build tools
+
+// Package tools keeps the built main packages in go.mod / go.sum.
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)

@@ -1,0 +1,278 @@
+"""Our manifests and the hooks' output on a real kube-apiserver and kube-controller-manager.
+
+What does not need Metacontroller: the install applies, the CRDs serve the original
+samples unchanged and refuse bad CRs with the field's name (schema, CEL, strict fields),
+every status field the hooks write survives the status subresource, and every child the
+hooks render is accepted by the API server, with its pods admitted by the `restricted`
+Pod Security admission (kube-controller-manager's ReplicaSets create them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from controlplane import ControlPlane, wait_for
+
+from hooks.__main__ import render
+from hooks.gateway import sync_gateway
+from hooks.notebook import sync_notebook
+from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, load, notebook, related_gateway
+
+pytestmark = pytest.mark.e2e
+
+GROUP = "kubeflow.tkestack.io"
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
+
+
+@pytest.fixture(scope="module")
+def installed(control_plane: ControlPlane) -> ControlPlane:
+    """`kubectl apply -k` of everything but the CompositeControllers, whose kind only exists
+    once Metacontroller's CRDs are installed (Metacontroller cannot be fetched here)."""
+    overlay = control_plane.workdir / "overlay-without-metacontroller"
+    overlay.mkdir(exist_ok=True)
+    delete = [
+        {
+            "patch": json.dumps(
+                {
+                    "apiVersion": "metacontroller.k8s.io/v1alpha1",
+                    "kind": "CompositeController",
+                    "metadata": {"name": name},
+                    "$patch": "delete",
+                }
+            )
+        }
+        for name in ("jupytergateway-controller", "jupyternotebook-controller")
+    ]
+    manifests = os.path.relpath(ROOT / "manifests", overlay)
+    (overlay / "kustomization.yaml").write_text(json.dumps({"resources": [manifests], "patches": delete}))
+    control_plane.kubectl("apply", "-k", str(overlay))
+    for crd in ("jupytergateways", "jupyternotebooks"):
+        control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")
+        control_plane.wait_for_resource(f"{crd}.{GROUP}")
+    control_plane.create_namespace("e2e-restricted", RESTRICTED)
+    return control_plane
+
+
+def test_the_install_creates_everything(installed):
+    cp = installed
+    assert (
+        cp.kubectl_json("get", "namespace", "elastic-jupyter-system")["metadata"]["labels"][
+            "pod-security.kubernetes.io/enforce"
+        ]
+        == "restricted"
+    )
+    for kind, name in [
+        ("clusterrole", "jupyter-gateway-kernels"),
+        ("clusterrole", "elastic-jupyter-edit"),
+        ("deployment", "elastic-jupyter-hooks"),
+        ("service", "elastic-jupyter-hooks"),
+        ("poddisruptionbudget", "elastic-jupyter-hooks"),
+    ]:
+        namespace = [] if kind == "clusterrole" else ["-n", "elastic-jupyter-system"]
+        assert cp.exists(kind, name, *namespace), (kind, name)
+    # The hook server's pods pass the restricted admission of their namespace.
+    wait_for(
+        lambda: cp.kubectl_json(
+            "get", "pods", "-n", "elastic-jupyter-system", "-l", "app.kubernetes.io/name=elastic-jupyter-hooks"
+        )["items"],
+        timeout=60,
+        what="hook server pods admitted",
+    )
+
+
+def test_the_original_samples_apply_unchanged_and_get_the_defaults(installed):
+    cp = installed
+    cp.kubectl("apply", "-f", str(ROOT / "manifests" / "samples"))
+    gw = cp.kubectl_json("get", "jupytergateway", "jupytergateway-sample")
+    assert gw["spec"] == {
+        "cullIdleTimeout": 3600,
+        "cullInterval": 60,
+        "cullConnected": False,
+        "cullBusy": False,
+        "defaultKernel": "python_kubernetes",
+        "kernelLaunchTimeout": 60,
+        "logLevel": "INFO",
+        "image": "elyra/enterprise-gateway:3.3.0",
+        "clusterRole": "jupyter-gateway-kernels",
+    }
+    nb = cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")
+    assert nb["spec"] == {"gateway": {"name": "jupytergateway-sample", "namespace": "default"}}
+    assert cp.kubectl("get", "jupytergateways").stdout.split()[:4] == ["NAME", "READY", "CULL-IDLE", "AGE"]
+    assert cp.kubectl("get", "jupyternotebooks").stdout.split()[:5] == ["NAME", "READY", "GATEWAY", "URL", "AGE"]
+    assert "jupyternotebook-sample" in cp.kubectl("get", "jupyter").stdout
+    assert "jupyternotebook-sample" in cp.kubectl("get", "jnb").stdout
+    assert "cullIdleTimeout" in cp.kubectl("explain", "jupytergateway.spec").stdout
+
+
+REJECTED = [
+    ("JupyterGateway", "gw", {"cullIdleTimeout": -1}, "spec.cullIdleTimeout"),
+    ("JupyterGateway", "gw", {"cullInterval": 0}, "spec.cullInterval"),
+    ("JupyterGateway", "gw", {"cullBusy": "yes"}, "spec.cullBusy"),
+    ("JupyterGateway", "gw", {"logLevel": "loud"}, "spec.logLevel"),
+    ("JupyterGateway", "gw", {"kernels": ["a"], "defaultKernel": "b"}, "defaultKernel must be one of kernels"),
+    ("JupyterGateway", "gw", {"resources": {"requests": {"cpu": "lots"}}}, "spec.resources.requests.cpu"),
+    ("JupyterGateway", "gw", {"clusterRole": "Not_A_Name"}, "spec.clusterRole"),
+    ("JupyterGateway", "x-notebook", {}, "metadata.name"),
+    ("JupyterNotebook", "nb", {"gatway": {"name": "x"}}, 'unknown field "spec.gatway"'),
+    ("JupyterNotebook", "nb", {"gateway": {"namespace": "default"}}, "spec.gateway.name"),
+    ("JupyterNotebook", "nb", {"auth": {"mode": "disable", "token": "abcdefgh"}}, "need mode enable"),
+    ("JupyterNotebook", "nb", {"auth": {"token": "abcdefgh", "secretRef": {"name": "s"}}}, "not both"),
+    ("JupyterNotebook", "nb", {"template": {"spec": {"containers": []}}}, "spec.template.spec.containers"),
+    ("JupyterNotebook", "n" * 55, {}, "metadata.name"),
+]
+
+
+@pytest.mark.parametrize(("kind", "name", "spec", "message"), REJECTED)
+def test_invalid_crs_are_rejected_with_the_fields_name(installed, kind, name, spec, message):
+    cr = {"apiVersion": f"{GROUP}/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec}
+    res = installed.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
+    assert res.returncode != 0, f"accepted: {cr}"
+    assert message in res.stderr, res.stderr
+
+
+def test_every_status_field_the_hooks_write_survives_the_status_subresource(installed):
+    cp = installed
+    parent = cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")
+    status = sync_notebook(parent, {}, related_gateway(gateway("jupytergateway-sample")), NOW, TOKEN)["status"]
+    cp.kubectl(
+        "patch",
+        "jupyternotebook",
+        "jupyternotebook-sample",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    assert cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")["status"] == status
+    parent = cp.kubectl_json("get", "jupytergateway", "jupytergateway-sample")
+    status = sync_gateway(parent, {}, kernel_role(), NOW)["status"]
+    cp.kubectl(
+        "patch",
+        "jupytergateway",
+        "jupytergateway-sample",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": status}),
+    )
+    assert cp.kubectl_json("get", "jupytergateway", "jupytergateway-sample")["status"] == status
+    table = cp.kubectl("get", "jupyternotebooks").stdout
+    assert "http://jupyternotebook-sample-notebook.default.svc:8888" in table
+
+
+TEMPLATE = {
+    "metadata": {"labels": {"team": "ml"}},
+    "spec": {
+        "containers": [
+            {
+                "name": "notebook",
+                "image": "my/lab:1",
+                "command": ["jupyter", "lab"],
+                "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"}},
+            }
+        ],
+        "volumes": [{"name": "scratch", "emptyDir": {}}],
+    },
+}
+CASES = {
+    "samples": None,
+    "notebook-template": (
+        notebook("templated", "e2e-restricted", gateway={"name": "gw"}, template=TEMPLATE, auth={"password": "pw"}),
+        gateway("gw", "e2e-restricted"),
+    ),
+    "gateway-full": (
+        gateway(
+            "full",
+            "e2e-restricted",
+            kernels=["python_kubernetes"],
+            cullConnected=True,
+            resources={"requests": {"cpu": 1}},
+        ),
+        None,
+    ),
+}
+
+
+def rendered(case: str) -> list[dict]:
+    if case == "samples":
+        docs = [
+            load("manifests/samples/jupytergateway-sample.yaml"),
+            load("manifests/samples/jupyternotebook-sample.yaml"),
+        ]
+        for doc in docs:
+            doc["metadata"]["namespace"] = "e2e-restricted"
+        docs[1]["spec"]["gateway"]["namespace"] = "e2e-restricted"
+        children = render(docs)
+        for child in children:
+            if child["kind"] == "Secret":
+                child["data"] = {"token": "c2VjcmV0"}
+        return children
+    parent, gw = CASES[case]
+    if parent["kind"] == "JupyterGateway":
+        return sync_gateway(parent, {}, kernel_role(), NOW)["children"]
+    return sync_notebook(parent, {}, related_gateway(gw), NOW, TOKEN)["children"]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_rendered_children_are_accepted_and_their_pods_admitted_as_restricted(installed, case):
+    cp = installed
+    children = rendered(case)
+    out = cp.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=e2e",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": children}),
+    )
+    assert "Warning" not in out.stdout
+    for child in children:
+        if child["kind"] != "Deployment":
+            continue
+        selector = ",".join(f"{k}={v}" for k, v in child["spec"]["selector"]["matchLabels"].items())
+        pods = wait_for(
+            lambda s=selector: cp.kubectl_json("get", "pods", "-n", "e2e-restricted", "-l", s)["items"],
+            timeout=60,
+            what=f"pods of {child['metadata']['name']} admitted",
+        )
+        assert pods[0]["spec"]["securityContext"]["runAsNonRoot"] is True
+    # Applying the same children again changes nothing: the hooks emit canonical values.
+    before = {
+        c["metadata"]["name"] + c["kind"]: c
+        for c in cp.kubectl_json(
+            "get", "deployments,services,configmaps,secrets,serviceaccounts,rolebindings", "-n", "e2e-restricted"
+        )["items"]
+    }
+    cp.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=e2e",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": children}),
+    )
+    after = cp.kubectl_json(
+        "get", "deployments,services,configmaps,secrets,serviceaccounts,rolebindings", "-n", "e2e-restricted"
+    )["items"]
+    for obj in after:
+        key = obj["metadata"]["name"] + obj["kind"]
+        if key in before:
+            assert obj["metadata"]["resourceVersion"] == before[key]["metadata"]["resourceVersion"], key
+
+
+def test_a_root_template_would_be_refused_by_the_cluster_too(installed):
+    """What the hook refuses (InvalidSpec) the API server's admission refuses as well."""
+    from hooks.podsecurity import harden
+
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "evil", "namespace": "e2e-restricted"},
+        "spec": harden({"containers": [{"name": "notebook", "image": "x"}], "securityContext": {"runAsUser": 0}}),
+    }
+    res = installed.kubectl("apply", "-f", "-", input=json.dumps(pod), check=False)
+    assert res.returncode != 0 and "violates PodSecurity" in res.stderr, res.stderr
+    result = sync_notebook(notebook("evil", "e2e-restricted", template={"spec": pod["spec"]}), {}, {}, NOW, TOKEN)
+    assert result["status"]["conditions"][0]["reason"] == "InvalidSpec"
