@@ -193,12 +193,51 @@ class PodTemplate(BaseModel):
     spec: PodSpec
 
 
+class KernelQuantities(BaseModel):
+    """What each kernel pod gets; Enterprise Gateway maps nvidia.com/gpu to KERNEL_GPUS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    cpu: Quantity | None = Field(None, description="CPU, e.g. 500m or 2.")
+    memory: Quantity | None = Field(None, description="Memory, e.g. 4Gi.")
+    gpu: Quantity | None = Field(None, alias="nvidia.com/gpu", description="NVIDIA GPUs.")
+
+
+class KernelResources(_Spec):
+    """Resources of each kernel pod the notebook starts on its gateway (held only while the kernel lives)."""
+
+    requests: KernelQuantities | None = Field(None, description="Guaranteed to each kernel pod.")
+    limits: KernelQuantities | None = Field(None, description="Maximum of each kernel pod.")
+
+
 class JupyterNotebookSpec(_Spec):
     """A Jupyter server for one user, whose kernels run on a JupyterGateway."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.kernelResources) || has(self.gateway)",
+                    "message": "kernelResources need a gateway: without one kernels run in the notebook pod",
+                    "fieldPath": ".kernelResources",
+                }
+            ]
+        }
+    )
 
     gateway: GatewayRef | None = Field(None, description="Gateway to run kernels on; none runs them locally.")
     auth: Auth | None = Field(None, description="Authentication; a generated token when absent.")
     template: PodTemplate | None = Field(None, description="Pod template replacing the default notebook pod.")
+    kernel_resources: KernelResources | None = Field(
+        None, description="CPU, memory and GPUs of each kernel pod; the notebook pod holds none of them."
+    )
+    suspend: bool = Field(False, description="Scale the notebook to zero, keeping its Service and Secret.")
+
+    @model_validator(mode="after")
+    def _kernel_resources_need_a_gateway(self):
+        if self.kernel_resources is not None and self.gateway is None:
+            raise ValueError("kernelResources need a gateway: without one kernels run in the notebook pod")
+        return self
 
 
 # --- status: what the hooks write (declared in the CRDs, so nothing is pruned) ---

@@ -24,7 +24,7 @@ from . import children as ch
 from .gateway import gateway_url
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
 from .podsecurity import harden, violations
-from .quantity import canonical_resources
+from .quantity import canonical_quantity, canonical_resources
 
 GATEWAYS = f"JupyterGateway.{API_VERSION}"
 PORT = 8888
@@ -110,7 +110,8 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         return keep("InvalidSpec", "; ".join(problems), gateway_cond)
 
     labels = ch.labels("notebook", name)
-    desired = [_deployment(name, namespace, labels, pod), _service(name, namespace, labels)]
+    replicas = 0 if spec.suspend else 1
+    desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
     if secret is not None:
         desired.append(secret)
         status["tokenSecret"] = secret["metadata"]["name"]
@@ -120,7 +121,17 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     ok, reason, message = ch.deployment_ready(deployment)
     if ok and gateway_cond and gateway_cond["status"] != "True":
         ok, reason, message = False, gateway_cond["reason"], gateway_cond["message"]
-    conditions = [ch.condition("Ready", ok, reason, message, previous, now)]
+    if spec.suspend:
+        ok, reason, message = False, "Suspended", "spec.suspend is true: the notebook is scaled to zero"
+    suspended = ch.condition(
+        "Suspended",
+        spec.suspend,
+        "Suspended" if spec.suspend else "Running",
+        "scaled to zero; its Service and Secret are kept" if spec.suspend else "not suspended",
+        previous,
+        now,
+    )
+    conditions = [ch.condition("Ready", ok, reason, message, previous, now), suspended]
     status["conditions"] = conditions + ([gateway_cond] if gateway_cond else [])
     return _response(meta, status, desired)
 
@@ -265,7 +276,24 @@ def _managed_env(name: str, spec: JupyterNotebookSpec, gateway: dict | None, sec
             {"name": "JUPYTER_GATEWAY_REQUEST_TIMEOUT", "value": str(timeout + LAUNCH_TIMEOUT_PAD)},
             # Enterprise Gateway refuses kernels without a user and attributes them by it.
             {"name": "KERNEL_USERNAME", "value": name},
+            *_kernel_resource_env(spec.kernel_resources),
         ]
+    return env
+
+
+# Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
+# Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
+_KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
+
+
+def _kernel_resource_env(resources) -> list[dict]:
+    env = []
+    for part, suffix in (("requests", ""), ("limits", "_LIMIT")):
+        quantities = getattr(resources, part, None) if resources else None
+        for field, variable in _KERNEL_RESOURCE_ENV.items():
+            value = getattr(quantities, field, None) if quantities else None
+            if value is not None:
+                env.append({"name": variable + suffix, "value": canonical_quantity(value)})
     return env
 
 
@@ -306,13 +334,13 @@ def _canonical_env(var: dict) -> dict:
     return {k: v for k, v in var.items() if not (k == "value" and v == "")}
 
 
-def _deployment(name: str, namespace: str, labels: dict, pod: dict) -> dict:
+def _deployment(name: str, namespace: str, labels: dict, pod: dict, replicas: int) -> dict:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": child_name(name), "namespace": namespace, "labels": labels},
         "spec": {
-            "replicas": 1,
+            "replicas": replicas,
             # One user's server; a second pod would fight over a ReadWriteOnce home volume.
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": ch.selector("notebook", name)},

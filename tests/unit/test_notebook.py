@@ -327,4 +327,61 @@ def test_status_holds_no_changing_timestamp():
 
 
 def test_every_spec_field_is_covered():
-    assert {f.alias for f in JupyterNotebookSpec.model_fields.values()} == {"gateway", "auth", "template"}
+    assert {f.alias for f in JupyterNotebookSpec.model_fields.values()} == {
+        "gateway",
+        "auth",
+        "template",
+        "kernelResources",
+        "suspend",
+    }
+
+
+def test_kernel_resources_reach_the_gateway_as_kernel_variables_not_the_notebook_pod():
+    spec = {
+        "gateway": {"name": "gw"},
+        "kernelResources": {
+            "requests": {"cpu": "0.5", "memory": "4096Mi", "nvidia.com/gpu": 1},
+            "limits": {"cpu": 2, "memory": "8Gi", "nvidia.com/gpu": "1"},
+        },
+    }
+    result = sync(notebook(**spec))
+    env = env_of(container_of(result))
+    assert {k: v for k, v in env.items() if k.startswith(("KERNEL_CPUS", "KERNEL_MEMORY", "KERNEL_GPUS"))} == {
+        "KERNEL_CPUS": "500m",
+        "KERNEL_MEMORY": "4Gi",
+        "KERNEL_GPUS": "1",
+        "KERNEL_CPUS_LIMIT": "2",
+        "KERNEL_MEMORY_LIMIT": "8Gi",
+        "KERNEL_GPUS_LIMIT": "1",
+    }
+    assert env["KERNEL_USERNAME"] == "nb"
+    assert "nvidia.com/gpu" not in json.dumps(pod_of(result)["spec"]), "the notebook pod holds no GPU"
+
+
+def test_only_the_given_kernel_resources_are_set():
+    env = env_of(container_of(sync(notebook(gateway={"name": "gw"}, kernelResources={"limits": {"memory": "1Gi"}}))))
+    assert [k for k in env if k.startswith(("KERNEL_CPUS", "KERNEL_MEMORY", "KERNEL_GPUS"))] == ["KERNEL_MEMORY_LIMIT"]
+
+
+def test_kernel_resources_without_a_gateway_are_refused():
+    result = sync(notebook(kernelResources={"requests": {"cpu": 1}}), related={})
+    assert conditions(result)["Ready"]["reason"] == "InvalidSpec"
+    assert "kernelResources need a gateway" in conditions(result)["Ready"]["message"]
+
+
+def test_suspend_scales_to_zero_and_keeps_the_service_and_secret():
+    running = sync(notebook(gateway={"name": "gw"}))
+    observed = observe(running["children"], TYPES, AVAILABLE)
+    suspended = sync(notebook(gateway={"name": "gw"}, suspend=True), observed)
+    children = by_kind(suspended["children"])
+    assert children["Deployment"]["spec"]["replicas"] == 0
+    assert children["Service"] == by_kind(running["children"])["Service"]
+    assert children["Secret"] == by_kind(running["children"])["Secret"]
+    assert conditions(suspended)["Suspended"]["status"] == "True"
+    assert (conditions(suspended)["Ready"]["status"], conditions(suspended)["Ready"]["reason"]) == (
+        "False",
+        "Suspended",
+    )
+    resumed = sync(notebook(gateway={"name": "gw"}, suspend=False), observed)
+    assert by_kind(resumed["children"])["Deployment"]["spec"]["replicas"] == 1
+    assert conditions(resumed)["Suspended"]["status"] == "False"

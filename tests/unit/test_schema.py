@@ -213,6 +213,16 @@ _notebook_specs = st.fixed_dictionaries(
                 ),
             },
         ),
+        "kernelResources": st.fixed_dictionaries(
+            {},
+            optional={
+                part: st.dictionaries(
+                    st.sampled_from(["cpu", "memory", "nvidia.com/gpu", "amd.com/gpu"]), _quantities, max_size=3
+                )
+                for part in ("requests", "limits")
+            },
+        ),
+        "suspend": st.one_of(st.booleans(), st.just("yes")),
         "template": st.fixed_dictionaries(
             {
                 "spec": st.fixed_dictionaries(
