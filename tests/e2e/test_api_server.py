@@ -98,7 +98,7 @@ def test_the_original_samples_apply_unchanged_and_get_the_defaults(installed):
         "clusterRole": "jupyter-gateway-kernels",
     }
     nb = cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")
-    assert nb["spec"] == {"gateway": {"name": "jupytergateway-sample", "namespace": "default"}}
+    assert nb["spec"] == {"gateway": {"name": "jupytergateway-sample", "namespace": "default"}, "suspend": False}
     assert cp.kubectl("get", "jupytergateways").stdout.split()[:4] == ["NAME", "READY", "CULL-IDLE", "AGE"]
     assert cp.kubectl("get", "jupyternotebooks").stdout.split()[:5] == ["NAME", "READY", "GATEWAY", "URL", "AGE"]
     assert "jupyternotebook-sample" in cp.kubectl("get", "jupyter").stdout
@@ -179,7 +179,14 @@ TEMPLATE = {
 CASES = {
     "samples": None,
     "notebook-template": (
-        notebook("templated", "e2e-restricted", gateway={"name": "gw"}, template=TEMPLATE, auth={"password": "pw"}),
+        notebook(
+            "templated",
+            "e2e-restricted",
+            gateway={"name": "gw"},
+            template=TEMPLATE,
+            auth={"password": "pw"},
+            kernelResources={"requests": {"cpu": "1", "nvidia.com/gpu": 1}, "limits": {"memory": "8Gi"}},
+        ),
         gateway("gw", "e2e-restricted"),
     ),
     "gateway-full": (
