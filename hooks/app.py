@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ValidationError
 
+from . import metrics
 from .api import CustomizeRequest, SyncRequest
 from .gateway import customize_gateway, sync_gateway
 from .notebook import customize_notebook, sync_notebook
@@ -25,8 +29,8 @@ app = FastAPI(title="elastic-jupyter hooks", docs_url=None, redoc_url=None)
 
 
 class BadRequest(Exception):
-    def __init__(self, status: int, message: str, details: list | None = None):
-        self.status, self.message, self.details = status, message, details
+    def __init__(self, status: int, kind: str, message: str, details: list | None = None):
+        self.status, self.kind, self.message, self.details = status, kind, message, details
 
 
 def now() -> str:
@@ -34,67 +38,71 @@ def now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-async def _parse(request: Request, model: type[BaseModel], kind: str) -> dict:
-    body = await request.body()
+def _parse(body: bytes, model: type[BaseModel], kind: str) -> dict:
     try:
         raw = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(400, f"request body is not JSON: {exc}") from None
+        raise BadRequest(400, "bad_json", f"request body is not JSON: {exc}") from None
     if not isinstance(raw, dict):
-        raise BadRequest(400, "request body must be a JSON object")
+        raise BadRequest(400, "bad_json", "request body must be a JSON object")
     try:
         model.model_validate(raw)
     except ValidationError as exc:
         # No input echoed back: it may hold Secret data, and Metacontroller logs error bodies.
         details = exc.errors(include_input=False, include_url=False, include_context=False)
-        raise BadRequest(422, "not a Metacontroller hook request", details) from None
+        raise BadRequest(422, "bad_request", "not a Metacontroller hook request", details) from None
     if raw["parent"]["kind"] != kind:
-        raise BadRequest(422, f"this hook serves {kind}, not {raw['parent']['kind']}")
+        raise BadRequest(422, "wrong_kind", f"this hook serves {kind}, not {raw['parent']['kind']}")
     return raw
 
 
-def _json(result: dict) -> Response:
-    return Response(content=orjson.dumps(result), media_type="application/json")
+def _hook(path: str, model: type[BaseModel], kind: str, call: Callable[[dict], dict]) -> None:
+    """Register POST ``path``: parse, call the pure function, answer, and measure."""
+    name = path.strip("/")
+    latency = metrics.LATENCY.labels(name)
+
+    async def route(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            result = call(_parse(await request.body(), model, kind))
+        except BadRequest as exc:
+            metrics.ERRORS.labels(name, exc.kind).inc()
+            metrics.CALLS.labels(name, str(exc.status)).inc()
+            content = {"error": exc.message, **({"details": exc.details} if exc.details else {})}
+            return JSONResponse(status_code=exc.status, content=content)
+        except Exception as exc:
+            # A 5xx makes Metacontroller keep every child and retry with backoff.
+            log.exception("hook %s failed", path)
+            metrics.ERRORS.labels(name, "internal").inc()
+            metrics.CALLS.labels(name, "500").inc()
+            return JSONResponse(status_code=500, content={"error": f"internal error: {type(exc).__name__}"})
+        body = orjson.dumps(result)
+        metrics.record_result(name, result)
+        metrics.CALLS.labels(name, "200").inc()
+        latency.observe(time.perf_counter() - started)
+        return Response(content=body, media_type="application/json")
+
+    app.add_api_route(path, route, methods=["POST"], name=name)
 
 
-@app.exception_handler(BadRequest)
-async def _bad_request(_: Request, exc: BadRequest) -> JSONResponse:
-    content = {"error": exc.message, **({"details": exc.details} if exc.details else {})}
-    return JSONResponse(status_code=exc.status, content=content)
+def _related(req: dict) -> dict:
+    return req.get("related") or {}
 
 
-@app.exception_handler(Exception)
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    # A 5xx makes Metacontroller keep every child and retry with backoff.
-    log.exception("hook %s failed", request.url.path)
-    return JSONResponse(status_code=500, content={"error": f"internal error: {type(exc).__name__}"})
-
-
-@app.post("/sync/jupytergateway")
-async def jupytergateway_sync(request: Request) -> Response:
-    req = await _parse(request, SyncRequest, "JupyterGateway")
-    return _json(sync_gateway(req["parent"], req.get("children") or {}, req.get("related") or {}, now()))
-
-
-@app.post("/customize/jupytergateway")
-async def jupytergateway_customize(request: Request) -> Response:
-    req = await _parse(request, CustomizeRequest, "JupyterGateway")
-    return _json(customize_gateway(req["parent"]))
-
-
-@app.post("/sync/jupyternotebook")
-async def jupyternotebook_sync(request: Request) -> Response:
-    req = await _parse(request, SyncRequest, "JupyterNotebook")
-    result = sync_notebook(
-        req["parent"], req.get("children") or {}, req.get("related") or {}, now(), secrets.token_hex(24)
-    )
-    return _json(result)
-
-
-@app.post("/customize/jupyternotebook")
-async def jupyternotebook_customize(request: Request) -> Response:
-    req = await _parse(request, CustomizeRequest, "JupyterNotebook")
-    return _json(customize_notebook(req["parent"]))
+_hook(
+    "/sync/jupytergateway",
+    SyncRequest,
+    "JupyterGateway",
+    lambda req: sync_gateway(req["parent"], req.get("children") or {}, _related(req), now()),
+)
+_hook("/customize/jupytergateway", CustomizeRequest, "JupyterGateway", lambda req: customize_gateway(req["parent"]))
+_hook(
+    "/sync/jupyternotebook",
+    SyncRequest,
+    "JupyterNotebook",
+    lambda req: sync_notebook(req["parent"], req.get("children") or {}, _related(req), now(), secrets.token_hex(24)),
+)
+_hook("/customize/jupyternotebook", CustomizeRequest, "JupyterNotebook", lambda req: customize_notebook(req["parent"]))
 
 
 @app.get("/healthz")
@@ -105,3 +113,8 @@ async def healthz() -> dict:
 @app.get("/readyz")
 async def readyz() -> dict:
     return {"status": "ready"}
+
+
+@app.get("/metrics")
+async def prometheus_metrics() -> Response:
+    return Response(content=generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

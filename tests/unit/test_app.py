@@ -198,3 +198,49 @@ def test_render_previews_the_samples_with_secrets_redacted(capsys):
     docs = [d for d in yaml.safe_load_all(out) if d]
     assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret"]
     assert docs[2]["data"] == {"token": "<redacted>"}
+
+
+def test_metrics_count_calls_latency_errors_children_and_invalid_specs():
+    def scrape() -> str:
+        async def go():
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://hooks") as client:
+                return (await client.get("/metrics")).text
+
+        return asyncio.run(go())
+
+    def value(text: str, sample: str) -> float:
+        line = next((ln for ln in text.splitlines() if ln.startswith(sample + " ")), None)
+        return float(line.split()[-1]) if line else 0.0
+
+    before = scrape()
+    post("/sync/jupytergateway", sync_request(gateway(), GATEWAY_TYPES, related=kernel_role()))
+    post("/sync/jupytergateway", sync_request(gateway(cullIdleTimeout=-1), GATEWAY_TYPES, related=kernel_role()))
+    post("/sync/jupytergateway", b"{oops")
+    after = scrape()
+    hook = 'hook="sync/jupytergateway"'
+    assert (
+        value(after, f'elastic_jupyter_hook_calls_total{{code="200",{hook}}}')
+        - value(before, f'elastic_jupyter_hook_calls_total{{code="200",{hook}}}')
+        == 2
+    )
+    assert (
+        value(after, f'elastic_jupyter_hook_errors_total{{{hook},kind="bad_json"}}')
+        - value(before, f'elastic_jupyter_hook_errors_total{{{hook},kind="bad_json"}}')
+        == 1
+    )
+    assert (
+        value(after, f'elastic_jupyter_children_rendered_total{{{hook},kind="Deployment"}}')
+        - value(before, f'elastic_jupyter_children_rendered_total{{{hook},kind="Deployment"}}')
+        == 1
+    )
+    assert (
+        value(after, f'elastic_jupyter_parents_not_ready_total{{{hook},reason="InvalidSpec"}}')
+        - value(before, f'elastic_jupyter_parents_not_ready_total{{{hook},reason="InvalidSpec"}}')
+        == 1
+    )
+    assert (
+        value(after, f"elastic_jupyter_hook_duration_seconds_count{{{hook}}}")
+        - value(before, f"elastic_jupyter_hook_duration_seconds_count{{{hook}}}")
+        == 2
+    )

@@ -140,3 +140,17 @@ def test_the_dockerfile_passes_hadolint():
         [hadolint, "--failure-threshold", "warning", str(ROOT / "Dockerfile")], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_hook_server_is_scraped_on_the_metrics_route():
+    from hooks.app import app
+
+    deployment = next(o for o in objects() if o["kind"] == "Deployment")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/path"] in {r.path for r in app.routes}
+    port = deployment["spec"]["template"]["spec"]["containers"][0]["ports"][0]
+    assert annotations["prometheus.io/port"] == str(port["containerPort"])
+    monitor = yaml.safe_load((ROOT / "manifests" / "monitoring" / "servicemonitor.yaml").read_text())
+    service = next(o for o in objects() if o["kind"] == "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
