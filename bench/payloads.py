@@ -25,6 +25,8 @@ GATEWAY_TYPES = [
     "ConfigMap.v1",
     "Deployment.apps/v1",
     "Service.v1",
+    "Secret.v1",
+    "NetworkPolicy.networking.k8s.io/v1",
 ]
 NOTEBOOK_TYPES = ["Deployment.apps/v1", "Service.v1", "Secret.v1"]
 
@@ -206,9 +208,9 @@ ROLE = {
 
 def gateway_request() -> dict:
     parent = gateway_parent()
-    first = sync_gateway(parent, {}, ROLE, NOW)
+    first = sync_gateway(parent, {}, ROLE, NOW, TOKEN)
     children = _steady(parent, GATEWAY_TYPES, first)
-    parent["status"] = sync_gateway(parent, children, ROLE, NOW)["status"]
+    parent["status"] = sync_gateway(parent, children, ROLE, NOW, TOKEN)["status"]
     return {"controller": {}, "parent": parent, "children": children, "related": ROLE, "finalizing": False}
 
 

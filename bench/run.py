@@ -42,7 +42,7 @@ PATHS = {"notebook": "/sync/jupyternotebook", "gateway": "/sync/jupytergateway"}
 def call(kind: str, request: dict, now: str = payloads.NOW) -> dict:
     if kind == "notebook":
         return sync_notebook(request["parent"], request["children"], request["related"], now, payloads.TOKEN)
-    return sync_gateway(request["parent"], request["children"], request["related"], now)
+    return sync_gateway(request["parent"], request["children"], request["related"], now, payloads.TOKEN)
 
 
 REPEATS = 5  # timing repeats; the minimum is reported (the least disturbed run)

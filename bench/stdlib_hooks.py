@@ -18,7 +18,7 @@ class Controller(BaseHTTPRequestHandler):
         if self.path == "/sync/jupyternotebook":
             result = sync_notebook(parent, children, related, now(), secrets.token_hex(24))
         else:
-            result = sync_gateway(parent, children, related, now())
+            result = sync_gateway(parent, children, related, now(), secrets.token_hex(24))
         body = json.dumps(result).encode()
         self.send_response(200)
         self.send_header("Content-type", "application/json")

@@ -19,47 +19,62 @@ from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, customize_gateway, sync_g
 from .models import API_VERSION
 from .notebook import GATEWAYS, customize_notebook, sync_notebook
 
+PLACEHOLDER = "<generated-at-first-sync>"
+
 
 def render(documents: list[dict]) -> list[dict]:
     """Children of every JupyterGateway and JupyterNotebook in ``documents``, as on a first sync.
 
-    A notebook's gateway is taken from the same documents when there, else assumed to exist.
-    Secret data is redacted: this is a preview, not something to apply.
+    What the customize hooks would read is assumed to exist and allow the CR: its gateway
+    (taken from the same documents when there), ClusterRole and token Secrets. Secret data is
+    redacted: this is a preview, not something to apply.
     """
-    gateways = {}
-    for doc in documents:
-        if doc.get("kind") == "JupyterGateway":
-            meta = doc["metadata"]
-            gateways[f"{meta.get('namespace') or 'default'}/{meta['name']}"] = doc
+    given = {
+        f"{d['metadata'].get('namespace') or 'default'}/{d['metadata']['name']}": d
+        for d in documents
+        if d.get("kind") == "JupyterGateway"
+    }
     out = []
     for doc in documents:
         doc = {**doc, "metadata": {"namespace": "default", **doc["metadata"]}}
         if doc.get("kind") == "JupyterGateway":
-            role = customize_gateway(doc)["relatedResources"][0]["names"][0]
-            # Preview as if the ClusterRole exists and may be bound.
-            allowed = {"metadata": {"name": role, "labels": {KERNEL_ROLE_LABEL: "true"}}}
-            out += sync_gateway(doc, {}, {CLUSTER_ROLES: {role: allowed}}, now())["children"]
+            result = sync_gateway(doc, {}, _assumed(customize_gateway(doc), doc, given), now(), PLACEHOLDER)
         elif doc.get("kind") == "JupyterNotebook":
-            related = {GATEWAYS: {}}
-            for rule in customize_notebook(doc)["relatedResources"]:
-                key = f"{rule['namespace']}/{rule['names'][0]}"
-                name = rule["names"][0]
-                gateway = {
-                    "apiVersion": API_VERSION,
-                    "kind": "JupyterGateway",
-                    "metadata": {"name": name, "namespace": rule["namespace"]},
-                    "spec": {},
-                }
-                related[GATEWAYS][key] = gateways.get(key, gateway)
-            result = sync_notebook(doc, {}, related, now(), "<generated-at-first-sync>")
-            out += result["children"]
-            conditions = [c for c in result["status"].get("conditions", []) if c["type"] == "Ready"]
-            if conditions and conditions[0]["reason"] == "InvalidSpec":
-                print(f"# {doc['metadata']['name']}: {conditions[0]['message']}", file=sys.stderr)
+            result = sync_notebook(doc, {}, _assumed(customize_notebook(doc), doc, given), now(), PLACEHOLDER)
+        else:
+            continue
+        out += result["children"]
+        ready = next(c for c in result["status"]["conditions"] if c["type"] == "Ready")
+        if not result["children"]:
+            print(f"# {doc['kind']} {doc['metadata']['name']}: {ready['reason']}: {ready['message']}", file=sys.stderr)
     for child in out:
         if child["kind"] == "Secret":
             child["data"] = {key: "<redacted>" for key in child["data"]}
     return out
+
+
+def _assumed(customized: dict, doc: dict, given: dict) -> dict:
+    related: dict = {}
+    for rule in customized["relatedResources"]:
+        name = rule["names"][0]
+        key = f"{rule['namespace']}/{name}" if "namespace" in rule else name
+        if rule["resource"] == "clusterroles":
+            obj = {"metadata": {"name": name, "labels": {KERNEL_ROLE_LABEL: "true"}}}
+        elif rule["resource"] == "jupytergateways":
+            stub = {
+                "apiVersion": API_VERSION,
+                "kind": "JupyterGateway",
+                "spec": {},
+                "metadata": {"name": name, "namespace": rule["namespace"]},
+            }
+            obj = given.get(key, stub)
+            obj = {**obj, "spec": {**(obj.get("spec") or {}), "allowedNamespaces": ["*"]}}
+        else:
+            token_key = ((doc.get("spec") or {}).get("auth") or {}).get("secretRef", {}).get("key", "token")
+            obj = {"data": {"token": "cmVkYWN0ZWQ=", token_key: "cmVkYWN0ZWQ="}}
+        kind = {"clusterroles": CLUSTER_ROLES, "jupytergateways": GATEWAYS, "secrets": "Secret.v1"}[rule["resource"]]
+        related.setdefault(kind, {})[key] = obj
+    return related
 
 
 def main(argv: list[str] | None = None) -> int:

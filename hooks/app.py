@@ -93,7 +93,7 @@ _hook(
     "/sync/jupytergateway",
     SyncRequest,
     "JupyterGateway",
-    lambda req: sync_gateway(req["parent"], req.get("children") or {}, _related(req), now()),
+    lambda req: sync_gateway(req["parent"], req.get("children") or {}, _related(req), now(), secrets.token_hex(24)),
 )
 _hook("/customize/jupytergateway", CustomizeRequest, "JupyterGateway", lambda req: customize_gateway(req["parent"]))
 _hook(

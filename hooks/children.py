@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 PART_OF = "elastic-jupyter"
@@ -45,6 +47,11 @@ def labels(kind: str, name: str) -> dict[str, str]:
 def selector(kind: str, name: str) -> dict[str, str]:
     """The pod selector: the parent's own prefixed key plus the component."""
     return {f"kubeflow.tkestack.io/jupyter{kind}": name, "app.kubernetes.io/component": kind}
+
+
+def gateway_client_labels(gateway: str, namespace: str) -> dict[str, str]:
+    """Labels of the notebook pods that use a gateway: its NetworkPolicy admits exactly them."""
+    return {"kubeflow.tkestack.io/gateway-name": gateway, "kubeflow.tkestack.io/gateway-namespace": namespace}
 
 
 def observed(children: dict, key: str, namespace: str, name: str) -> dict | None:
@@ -134,3 +141,15 @@ def spec_error(exc) -> str:
     err = exc.errors()[0]
     path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
     return f"{path}: {err['msg']}"
+
+
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def decoded(data: str | None) -> str | None:
+    """The text of a Secret's data value (base64), stripped; None if absent or not text."""
+    try:
+        return base64.b64decode(data, validate=True).decode().strip() if isinstance(data, str) and data else None
+    except (binascii.Error, UnicodeDecodeError):
+        return None

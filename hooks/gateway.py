@@ -10,6 +10,11 @@ Children, all in the gateway's namespace:
   Deployment     <name>-gateway    one Enterprise Gateway, started with exactly that file
   Service        <name>            port 8888 (API) and 8877 (kernels' response port), so
                                    notebooks reach http://<name>.<namespace>.svc:8888
+  Secret         <name>-gateway-auth  the token clients must send (spec.auth.mode token, the
+                                   default): generated once and kept, or copied from
+                                   spec.auth.secretRef; mounted as a configuration file
+  NetworkPolicy  <name>-gateway    admits only the notebooks of the allowed namespaces (port
+                                   8888) and the gateway's kernel pods (port 8877)
 """
 
 from __future__ import annotations
@@ -28,6 +33,13 @@ CONFIG_DIR = "/etc/jupyter-gateway"
 CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
 PORT = 8888
 RESPONSE_PORT = 8877
+AUTH_DIR = f"{CONFIG_DIR}/auth"
+TOKEN_KEY = "token"
+# Jupyter applications load jupyter_config.json from every JUPYTER_CONFIG_PATH directory
+# besides the --config file: the token reaches EG as a file, never argv or environment.
+AUTH_CONFIG = "jupyter_config.json"
+# The labels of Enterprise Gateway's stock kernel pods (kernel-pod.yaml.j2).
+KERNEL_POD_LABELS = {"app": "enterprise-gateway", "component": "kernel"}
 CLUSTER_ROLES = "ClusterRole.rbac.authorization.k8s.io/v1"
 KERNEL_ROLE_LABEL = "kubeflow.tkestack.io/gateway-kernel-role"
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
@@ -44,21 +56,32 @@ def child_name(name: str) -> str:
     return f"{name}-gateway"
 
 
+def auth_secret_name(name: str) -> str:
+    return f"{name}-gateway-auth"
+
+
 def customize_gateway(parent: dict) -> dict:
-    """Related resources: the ClusterRole the gateway asks for, to check it may be bound."""
-    spec = parent.get("spec")
-    role = spec.get("clusterRole", DEFAULT_KERNEL_CLUSTER_ROLE) if isinstance(spec, dict) else None
-    if not isinstance(role, str) or not role:
-        return {"relatedResources": []}
-    return {
-        "relatedResources": [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "resource": "clusterroles", "names": [role]}
-        ]
-    }
+    """Related resources: the ClusterRole the gateway asks for (to check it may be bound) and
+    the user's token Secret, if spec.auth.secretRef names one."""
+    spec = parent.get("spec") if isinstance(parent.get("spec"), dict) else {}
+    rules = []
+    role = spec.get("clusterRole", DEFAULT_KERNEL_CLUSTER_ROLE)
+    if isinstance(role, str) and role:
+        rules.append({"apiVersion": "rbac.authorization.k8s.io/v1", "resource": "clusterroles", "names": [role]})
+    auth = spec.get("auth") if isinstance(spec.get("auth"), dict) else {}
+    ref = auth.get("secretRef") if isinstance(auth.get("secretRef"), dict) else {}
+    if isinstance(ref.get("name"), str) and ref["name"]:
+        namespace = parent["metadata"].get("namespace") or "default"
+        rules.append({"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": [ref["name"]]})
+    return {"relatedResources": rules}
 
 
-def sync_gateway(parent: dict, children: dict, related: dict, now: str) -> dict:
-    """Desired children and status of one JupyterGateway (Metacontroller sync, hook v2)."""
+def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_token: str) -> dict:
+    """Desired children and status of one JupyterGateway (Metacontroller sync, hook v2).
+
+    ``new_token`` is fresh randomness from the caller, used only the first time, when no
+    token Secret exists yet; afterwards the observed one is kept.
+    """
     meta = parent["metadata"]
     name, namespace = meta["name"], meta.get("namespace") or "default"
     previous = ch.previous_conditions(parent)
@@ -83,15 +106,25 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str) -> dict:
             "that a cluster admin sets on roles gateways may bind",
         )
 
+    token = None
+    if spec.auth is None or spec.auth.mode == "token":
+        token, problem = _token(spec, name, namespace, children, related, new_token)
+        if problem:
+            return keep("AuthSecretNotFound", problem)
+
     labels = ch.labels("gateway", name)
     config = render_config(spec)
     desired = [
         _service_account(name, namespace, labels),
         _role_binding(name, namespace, labels, spec.cluster_role),
         _config_map(name, namespace, labels, config),
-        _deployment(name, namespace, labels, spec, config),
+        _deployment(name, namespace, labels, spec, config, token, meta.get("uid", "")),
         _service(name, namespace, labels),
+        _network_policy(name, namespace, labels, spec),
     ]
+    if token is not None:
+        desired.append(_auth_secret(name, namespace, labels, token))
+        status["tokenSecret"] = auth_secret_name(name)
     ok, reason, message = ch.deployment_ready(deployment)
     status["conditions"] = [ch.condition("Ready", ok, reason, message, previous, now)]
     return _response(meta, status, desired)
@@ -130,6 +163,58 @@ def render_config(spec: JupyterGatewaySpec) -> str:
     return json.dumps(config, indent=2, sort_keys=True) + "\n"
 
 
+def _token(spec, name, namespace, children, related, new_token) -> tuple[str | None, str | None]:
+    """(token, problem): the user's Secret's, else the one generated before, else a new one."""
+    ref = spec.auth.secret_ref if spec.auth else None
+    if ref:
+        secret = (related.get(ch.SECRETS) or {}).get(f"{namespace}/{ref.name}")
+        token = ch.decoded(((secret or {}).get("data") or {}).get(ref.key))
+        if not token:
+            return None, f"spec.auth.secretRef: Secret {namespace}/{ref.name} has no key {ref.key} holding a token"
+        return token, None
+    observed = ch.observed(children, ch.SECRETS, namespace, auth_secret_name(name))
+    return ch.decoded(((observed or {}).get("data") or {}).get(TOKEN_KEY)) or new_token, None
+
+
+def _auth_secret(name: str, namespace: str, labels: dict, token: str) -> dict:
+    config = json.dumps({"EnterpriseGatewayApp": {"auth_token": token}}, sort_keys=True)
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _metadata(auth_secret_name(name), namespace, labels),
+        "type": "Opaque",
+        "data": {TOKEN_KEY: ch.b64(token), AUTH_CONFIG: ch.b64(config)},
+    }
+
+
+def _network_policy(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec) -> dict:
+    allowed = sorted({namespace, *(spec.allowed_namespaces or [])})
+    if "*" in allowed:
+        namespaces = {}
+    else:
+        namespaces = {"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In", "values": allowed}]}
+    notebooks = {
+        "namespaceSelector": namespaces,
+        "podSelector": {"matchLabels": ch.gateway_client_labels(name, namespace)},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _metadata(child_name(name), namespace, labels),
+        "spec": {
+            "podSelector": {"matchLabels": ch.selector("gateway", name)},
+            "policyTypes": ["Ingress"],
+            "ingress": [
+                {"from": [notebooks], "ports": [{"protocol": "TCP", "port": PORT}]},
+                {
+                    "from": [{"podSelector": {"matchLabels": KERNEL_POD_LABELS}}],
+                    "ports": [{"protocol": "TCP", "port": RESPONSE_PORT}],
+                },
+            ],
+        },
+    }
+
+
 def _metadata(name: str, namespace: str, labels: dict) -> dict:
     return {"name": name, "namespace": namespace, "labels": labels}
 
@@ -157,7 +242,9 @@ def _config_map(name: str, namespace: str, labels: dict, config: str) -> dict:
     }
 
 
-def _deployment(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec, config: str) -> dict:
+def _deployment(
+    name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec, config: str, token: str | None, uid: str
+) -> dict:
     container = {
         "name": "gateway",
         "image": spec.image,
@@ -181,12 +268,16 @@ def _deployment(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpe
         "readinessProbe": _tcp_probe(period=10, failures=3),
         "livenessProbe": _tcp_probe(period=20, failures=3),
     }
+    volumes = [{"name": "config", "configMap": {"name": child_name(name)}}]
+    # A new configuration or token restarts EG: it reads them only at start.
+    annotations = {"kubeflow.tkestack.io/config-hash": _digest(config)}
+    if token is not None:
+        container["env"].append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
+        container["volumeMounts"].append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+        volumes.append({"name": "auth", "secret": {"secretName": auth_secret_name(name), "defaultMode": 0o440}})
+        annotations["kubeflow.tkestack.io/auth-hash"] = _digest(f"{uid}:{token}")
     pod_spec = harden(
-        {
-            "serviceAccountName": child_name(name),
-            "containers": [container],
-            "volumes": [{"name": "config", "configMap": {"name": child_name(name)}}],
-        },
+        {"serviceAccountName": child_name(name), "containers": [container], "volumes": volumes},
         run_as_user=RUN_AS_USER,
         run_as_group=RUN_AS_GROUP,
     )
@@ -201,11 +292,7 @@ def _deployment(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpe
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector},
             "template": {
-                "metadata": {
-                    "labels": {**labels, **selector},
-                    # A new configuration restarts EG: it reads the file only at start.
-                    "annotations": {"kubeflow.tkestack.io/config-hash": _digest(config)},
-                },
+                "metadata": {"labels": {**labels, **selector}, "annotations": annotations},
                 "spec": pod_spec,
             },
         },

@@ -49,6 +49,31 @@ class Resources(_Spec):
     requests: dict[str, Quantity] | None = Field(None, description="Guaranteed resources.")
 
 
+class GatewayAuth(_Spec):
+    """Whether clients must present a token (Enterprise Gateway's auth_token)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "self.mode == 'token' || !has(self.secretRef)", "message": "secretRef needs mode token"}
+            ]
+        }
+    )
+
+    mode: Literal["token", "none"] = Field(
+        "token", description="token: clients must send the gateway's token; none: anyone who reaches it may."
+    )
+    secret_ref: SecretRef | None = Field(
+        None, description="Secret of the gateway's namespace holding the token; one is generated when absent."
+    )
+
+    @model_validator(mode="after")
+    def _secret_needs_token_mode(self):
+        if self.mode != "token" and self.secret_ref is not None:
+            raise ValueError("secretRef needs mode token")
+        return self
+
+
 class JupyterGatewaySpec(_Spec):
     """A Jupyter Enterprise Gateway that launches each kernel as a pod and culls idle ones."""
 
@@ -96,6 +121,15 @@ class JupyterGatewaySpec(_Spec):
         pattern=DNS_SUBDOMAIN,
         max_length=253,
         description="ClusterRole bound to the gateway in its namespace: what it may do to run kernel pods.",
+    )
+
+    auth: GatewayAuth | None = Field(None, description="Client authentication; a generated token when absent.")
+    allowed_namespaces: Annotated[
+        list[Annotated[str, Field(pattern=r"^(\*|[a-z0-9]([-a-z0-9]*[a-z0-9])?)$", max_length=63)]] | None,
+        Field(max_length=256, json_schema_extra={"x-kubernetes-list-type": "set"}),
+    ] = Field(
+        None,
+        description="Namespaces whose notebooks may use the gateway (and get its token) besides its own; * for all.",
     )
 
     @model_validator(mode="after")
@@ -272,7 +306,7 @@ class _Status(_Spec):
 
 
 class JupyterGatewayStatus(_Status):
-    pass
+    token_secret: str | None = Field(None, description="Secret holding the token clients send (key: token).")
 
 
 class JupyterNotebookStatus(_Status):

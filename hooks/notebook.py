@@ -4,23 +4,20 @@ Children, all in the notebook's namespace:
   Deployment <name>-notebook        a Jupyter server pointed at the gateway through its
                                     environment, so a user's own command is left alone
   Service    <name>-notebook        port 8888
-  Secret     <name>-notebook-auth   the access token (and password hash), mounted as files;
-                                    absent when spec.auth.secretRef names the user's own
+  Secret     <name>-notebook-auth   the access token, password hash and gateway token, mounted
+                                    as files (see notebook_auth)
 
-No secret ever reaches argv, an environment variable or the status: Jupyter Server logs
-its whole environment when it starts a kernel through a gateway.
+A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
+lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import re
-
 from pydantic import ValidationError
 
 from . import children as ch
+from . import notebook_auth as auth
+from .gateway import auth_secret_name as gateway_secret_name
 from .gateway import gateway_url
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
 from .podsecurity import harden, violations
@@ -28,25 +25,21 @@ from .quantity import canonical_quantity, canonical_resources
 
 GATEWAYS = f"JupyterGateway.{API_VERSION}"
 PORT = 8888
-AUTH_DIR = "/etc/jupyter-notebook/auth"
-AUTH_VOLUME = "jupyter-notebook-auth"
-TOKEN_FILE = "token"
-CONFIG_FILE = "jupyter_server_config.json"
 # Jupyter Server's gateway client pads the kernel launch timeout by this much.
 LAUNCH_TIMEOUT_PAD = 2
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 # Environment variables that would carry a secret (refused) or that the hook sets from the spec.
 SECRET_ENV = {"JUPYTER_TOKEN", "JUPYTER_PASSWORD", "JUPYTER_GATEWAY_AUTH_TOKEN"}
 MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL"}
-_PASSWORD_HASH = re.compile(r"^(argon2:.+|(md5|sha1|sha224|sha256|sha384|sha512|blake2b|blake2s):[^:]*:[0-9a-f]+)$")
+# Reasons not to touch the notebook's children: its gateway cannot be used.
+_GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed", "GatewayTokenNotFound"}
+# Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
+# Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
+_KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
 
 
 def child_name(name: str) -> str:
     return f"{name}-notebook"
-
-
-def auth_secret_name(name: str) -> str:
-    return f"{name}-notebook-auth"
 
 
 def notebook_url(name: str, namespace: str) -> str:
@@ -54,7 +47,8 @@ def notebook_url(name: str, namespace: str) -> str:
 
 
 def customize_notebook(parent: dict) -> dict:
-    """Related resources: the one JupyterGateway the notebook points at (hook v2: any namespace)."""
+    """Related resources: the JupyterGateway the notebook points at and its token Secret
+    (hook v2: in any namespace)."""
     spec = parent.get("spec")
     gateway = spec.get("gateway") if isinstance(spec, dict) else None
     if not isinstance(gateway, dict) or not isinstance(gateway.get("name"), str):
@@ -67,7 +61,13 @@ def customize_notebook(parent: dict) -> dict:
                 "resource": "jupytergateways",
                 "namespace": namespace,
                 "names": [gateway["name"]],
-            }
+            },
+            {
+                "apiVersion": "v1",
+                "resource": "secrets",
+                "namespace": namespace,
+                "names": [gateway_secret_name(gateway["name"])],
+            },
         ]
     }
 
@@ -79,7 +79,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     no auth Secret exists yet; afterwards the observed Secret is returned unchanged.
     """
     meta = parent["metadata"]
-    name, namespace = meta["name"], meta.get("namespace") or "default"
+    name, namespace, uid = meta["name"], meta.get("namespace") or "default", meta.get("uid", "")
     previous = ch.previous_conditions(parent)
     deployment = ch.observed(children, ch.DEPLOYMENTS, namespace, child_name(name))
     status = {"url": notebook_url(name, namespace), **ch.replica_counts(deployment)}
@@ -94,18 +94,19 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
 
-    gateway, gateway_cond = None, None
+    gateway, gateway_token, gateway_cond = None, None, None
     if spec.gateway:
         gw_namespace = spec.gateway.namespace or namespace
-        gateway = (related.get(GATEWAYS) or {}).get(f"{gw_namespace}/{spec.gateway.name}")
-        gateway_cond = _gateway_condition(spec.gateway.name, gw_namespace, gateway, previous, now)
         status["gatewayUrl"] = gateway_url(spec.gateway.name, gw_namespace)
-        if gateway is None:
-            return keep("GatewayNotFound", gateway_cond["message"], gateway_cond)
+        gateway, gateway_token, gateway_cond = _gateway_access(
+            spec.gateway.name, gw_namespace, namespace, related, previous, now
+        )
+        if gateway_cond["reason"] in _GATEWAY_UNUSABLE:
+            return keep(gateway_cond["reason"], gateway_cond["message"], gateway_cond)
 
-    observed_secret = ch.observed(children, ch.SECRETS, namespace, auth_secret_name(name))
-    secret = _auth_secret(name, namespace, spec, observed_secret, new_token, meta.get("uid", ""))
-    pod, problems = _pod_template(name, meta.get("uid", ""), spec, gateway, secret)
+    observed_secret = ch.observed(children, ch.SECRETS, namespace, auth.secret_name(name))
+    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, gateway_token)
+    pod, problems = _pod_template(name, uid, spec, gateway, secret, gateway_token)
     if problems:
         return keep("InvalidSpec", "; ".join(problems), gateway_cond)
 
@@ -114,9 +115,10 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
     if secret is not None:
         desired.append(secret)
-        status["tokenSecret"] = secret["metadata"]["name"]
-    elif spec.auth and spec.auth.secret_ref:
+    if spec.auth and spec.auth.secret_ref:
         status["tokenSecret"] = spec.auth.secret_ref.name
+    elif secret is not None:
+        status["tokenSecret"] = secret["metadata"]["name"]
 
     ok, reason, message = ch.deployment_ready(deployment)
     if ok and gateway_cond and gateway_cond["status"] != "True":
@@ -140,103 +142,71 @@ def _response(meta: dict, status: dict, children: list[dict]) -> dict:
     return {"status": {"observedGeneration": meta.get("generation", 0), **status}, "children": children}
 
 
-def _gateway_condition(name: str, namespace: str, gateway: dict | None, previous, now: str) -> dict:
+def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict, previous, now: str):
+    """(gateway, its token, GatewayReady condition): may this notebook use the gateway, and how."""
+    where = f"JupyterGateway {gw_namespace}/{name}"
+
+    def cond(ok: bool, reason: str, message: str) -> dict:
+        return ch.condition("GatewayReady", ok, reason, message, previous, now)
+
+    gateway = (related.get(GATEWAYS) or {}).get(f"{gw_namespace}/{name}")
     if gateway is None:
-        return ch.condition(
-            "GatewayReady", False, "GatewayNotFound", f"JupyterGateway {namespace}/{name} not found", previous, now
-        )
+        return None, None, cond(False, "GatewayNotFound", f"{where} not found")
+    spec = gateway.get("spec") or {}
+    allowed = spec.get("allowedNamespaces") or []
+    if namespace != gw_namespace and namespace not in allowed and "*" not in allowed:
+        message = f"{where} does not list namespace {namespace} in its spec.allowedNamespaces"
+        return None, None, cond(False, "NamespaceNotAllowed", message)
+    token = None
+    if ((spec.get("auth") or {}).get("mode") or "token") == "token":
+        secret = (related.get(ch.SECRETS) or {}).get(f"{gw_namespace}/{gateway_secret_name(name)}")
+        token = ch.decoded(((secret or {}).get("data") or {}).get("token"))
+        if not token:
+            message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
+            return None, None, cond(False, "GatewayTokenNotFound", message)
     ready = next((c for c in (gateway.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
     if ready and ready.get("status") == "True":
-        return ch.condition(
-            "GatewayReady", True, "GatewayReady", f"JupyterGateway {namespace}/{name} is ready", previous, now
-        )
+        return gateway, token, cond(True, "GatewayReady", f"{where} is ready")
     detail = ready.get("message") if ready else "it reports no status yet"
-    return ch.condition(
-        "GatewayReady",
-        False,
-        "GatewayNotReady",
-        f"JupyterGateway {namespace}/{name} is not ready: {detail}",
-        previous,
-        now,
-    )
-
-
-def _auth_secret(
-    name: str, namespace: str, spec: JupyterNotebookSpec, observed: dict | None, new_token: str, uid: str
-) -> dict | None:
-    """The Secret holding the token file (and the password configuration), if the hook owns one."""
-    auth = spec.auth
-    if auth and auth.secret_ref:
-        return None
-    data: dict[str, str] = {}
-    if auth and auth.mode == "disable":
-        data[TOKEN_FILE] = ""  # an empty token turns authentication off
-    elif auth and auth.token:
-        data[TOKEN_FILE] = _b64(auth.token)
-    elif observed and (observed.get("data") or {}).get(TOKEN_FILE):
-        data[TOKEN_FILE] = observed["data"][TOKEN_FILE]  # generated once, then kept
-    else:
-        data[TOKEN_FILE] = _b64(new_token)
-    if auth and auth.password:
-        hashed = _password_hash(auth.password, uid)
-        config = {"PasswordIdentityProvider": {"hashed_password": hashed}}
-        data[CONFIG_FILE] = _b64(json.dumps(config, sort_keys=True))
-    return {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": auth_secret_name(name), "namespace": namespace, "labels": ch.labels("notebook", name)},
-        "type": "Opaque",
-        "data": data,
-    }
-
-
-def _password_hash(password: str, uid: str) -> str:
-    """A Jupyter password hash; a salt derived from the parent keeps the hook pure and stable."""
-    if _PASSWORD_HASH.match(password):
-        return password
-    salt = hashlib.sha256(f"salt:{uid}".encode()).hexdigest()[:12]
-    return f"sha256:{salt}:{hashlib.sha256((password + salt).encode()).hexdigest()}"
+    return gateway, token, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}")
 
 
 def _pod_template(
-    name: str, uid: str, spec: JupyterNotebookSpec, gateway: dict | None, secret: dict | None
+    name: str, uid: str, spec: JupyterNotebookSpec, gateway: dict | None, secret: dict | None, gateway_token
 ) -> tuple[dict, list[str]]:
     """The notebook pod: the user's template (or the default one) plus what the hook manages."""
     if spec.template:
         template = spec.template.model_dump(exclude_none=True)
-        pod_spec = template["spec"]
-        user_meta = template.get("metadata") or {}
+        pod_spec, user_meta = template["spec"], template.get("metadata") or {}
     else:
-        pod_spec = {
-            "containers": [{"name": "notebook", "image": DEFAULT_NOTEBOOK_IMAGE, "resources": DEFAULT_RESOURCES}]
-        }
-        user_meta = {}
+        default = {"name": "notebook", "image": DEFAULT_NOTEBOOK_IMAGE, "resources": DEFAULT_RESOURCES}
+        pod_spec, user_meta = {"containers": [default]}, {}
     problems = _reserved_env(pod_spec)
+    auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
+
     containers = pod_spec["containers"]
     index = next((i for i, c in enumerate(containers) if c["name"] == "notebook"), 0)
     notebook = dict(containers[index])
-
-    env = _managed_env(name, spec, gateway, secret)
     notebook["env"] = [_canonical_env(e) for e in notebook.get("env") or []]
     taken = {e.get("name") for e in notebook["env"]}
-    notebook["env"] += [e for e in env if e["name"] not in taken]
-    notebook["volumeMounts"] = [
-        *list(notebook.get("volumeMounts") or []),
-        {"name": AUTH_VOLUME, "mountPath": AUTH_DIR, "readOnly": True},
-    ]
+    notebook["env"] += [e for e in auth_env + _gateway_env(name, spec, gateway) if e["name"] not in taken]
+    notebook["volumeMounts"] = [*(notebook.get("volumeMounts") or []), *auth_mounts]
     if not any(p.get("containerPort") == PORT for p in notebook.get("ports") or []):
         notebook["ports"] = [
-            *list(notebook.get("ports") or []),
+            *(notebook.get("ports") or []),
             {"name": "notebook", "containerPort": PORT, "protocol": "TCP"},
         ]
     notebook.setdefault("readinessProbe", {"httpGet": {"path": "/api", "port": PORT}, "periodSeconds": 10})
-    containers = [*containers[:index], notebook, *containers[index + 1 :]]
 
     volumes = list(pod_spec.get("volumes") or [])
-    if any(v.get("name") == AUTH_VOLUME for v in volumes):
-        problems.append(f"spec.template.spec.volumes: the name {AUTH_VOLUME} is reserved")
-    volumes.append(_auth_volume(spec, secret))
-    pod_spec = {**pod_spec, "containers": containers, "volumes": volumes}
+    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME):
+        if any(v.get("name") == reserved for v in volumes):
+            problems.append(f"spec.template.spec.volumes: the name {reserved} is reserved")
+    pod_spec = {
+        **pod_spec,
+        "containers": [*containers[:index], notebook, *containers[index + 1 :]],
+        "volumes": volumes + auth_volumes,
+    }
     for list_name in ("initContainers", "containers"):
         if pod_spec.get(list_name):
             pod_spec[list_name] = [
@@ -247,43 +217,34 @@ def _pod_template(
     pod_spec = harden(pod_spec)
     problems += violations(pod_spec, "spec.template.spec")
 
-    selector = ch.selector("notebook", name)
-    labels = {**(user_meta.get("labels") or {}), **ch.labels("notebook", name), **selector}
+    labels = {**(user_meta.get("labels") or {}), **ch.labels("notebook", name), **ch.selector("notebook", name)}
+    if gateway is not None:
+        labels.update(ch.gateway_client_labels(spec.gateway.name, gateway["metadata"].get("namespace") or ""))
     annotations = dict(user_meta.get("annotations") or {})
-    if spec.auth:
+    restart = auth.restart_hash(uid, spec, gateway_token)
+    if restart:
         # A new token or password restarts the server: it reads them only at start.
-        # (A generated token never changes, so it needs no hash.)
-        salted = json.dumps([uid, spec.auth.model_dump()], sort_keys=True)
-        annotations["kubeflow.tkestack.io/auth-hash"] = hashlib.sha256(salted.encode()).hexdigest()[:16]
+        annotations["kubeflow.tkestack.io/auth-hash"] = restart
     metadata = {"labels": labels, **({"annotations": annotations} if annotations else {})}
     return {"metadata": metadata, "spec": pod_spec}, problems
 
 
-def _managed_env(name: str, spec: JupyterNotebookSpec, gateway: dict | None, secret: dict | None) -> list[dict]:
-    env = [{"name": "JUPYTER_TOKEN_FILE", "value": f"{AUTH_DIR}/{TOKEN_FILE}"}]
-    if secret is not None and CONFIG_FILE in secret["data"]:
-        env.append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
-    if gateway is not None:
-        gw_ns = spec.gateway.namespace or gateway["metadata"].get("namespace")
-        timeout = (gateway.get("spec") or {}).get("kernelLaunchTimeout") or 60
-        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
-            timeout = 60
-        env += [
-            {"name": "JUPYTER_GATEWAY_URL", "value": gateway_url(spec.gateway.name, gw_ns)},
-            # Both sides wait as long as the gateway lets a kernel pod start; otherwise
-            # the notebook's 40 s default wins (kernel images can take longer to pull).
-            {"name": "KERNEL_LAUNCH_TIMEOUT", "value": str(timeout)},
-            {"name": "JUPYTER_GATEWAY_REQUEST_TIMEOUT", "value": str(timeout + LAUNCH_TIMEOUT_PAD)},
-            # Enterprise Gateway refuses kernels without a user and attributes them by it.
-            {"name": "KERNEL_USERNAME", "value": name},
-            *_kernel_resource_env(spec.kernel_resources),
-        ]
-    return env
-
-
-# Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
-# Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
-_KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
+def _gateway_env(name: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
+    if gateway is None:
+        return []
+    timeout = (gateway.get("spec") or {}).get("kernelLaunchTimeout") or 60
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+        timeout = 60
+    return [
+        {"name": "JUPYTER_GATEWAY_URL", "value": gateway_url(spec.gateway.name, gateway["metadata"].get("namespace"))},
+        # Both sides wait as long as the gateway lets a kernel pod start; otherwise
+        # the notebook's 40 s default wins (kernel images can take longer to pull).
+        {"name": "KERNEL_LAUNCH_TIMEOUT", "value": str(timeout)},
+        {"name": "JUPYTER_GATEWAY_REQUEST_TIMEOUT", "value": str(timeout + LAUNCH_TIMEOUT_PAD)},
+        # Enterprise Gateway refuses kernels without a user and attributes them by it.
+        {"name": "KERNEL_USERNAME", "value": name},
+        *_kernel_resource_env(spec.kernel_resources),
+    ]
 
 
 def _kernel_resource_env(resources) -> list[dict]:
@@ -295,15 +256,6 @@ def _kernel_resource_env(resources) -> list[dict]:
             if value is not None:
                 env.append({"name": variable + suffix, "value": canonical_quantity(value)})
     return env
-
-
-def _auth_volume(spec: JupyterNotebookSpec, secret: dict | None) -> dict:
-    if secret is not None:
-        source = {"secretName": secret["metadata"]["name"], "defaultMode": 0o440}
-    else:
-        ref = spec.auth.secret_ref
-        source = {"secretName": ref.name, "defaultMode": 0o440, "items": [{"key": ref.key, "path": TOKEN_FILE}]}
-    return {"name": AUTH_VOLUME, "secret": source}
 
 
 def _reserved_env(pod_spec: dict) -> list[str]:
@@ -359,7 +311,3 @@ def _service(name: str, namespace: str, labels: dict) -> dict:
             "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
         },
     }
-
-
-def _b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()

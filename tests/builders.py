@@ -7,6 +7,7 @@ empty map for every child type the CompositeController declares.
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from pathlib import Path
@@ -28,18 +29,26 @@ def load(path: str) -> dict:
     return yaml.safe_load((ROOT / path).read_text())
 
 
+RESOURCE_KINDS = {
+    "serviceaccounts": "ServiceAccount",
+    "rolebindings": "RoleBinding",
+    "configmaps": "ConfigMap",
+    "deployments": "Deployment",
+    "services": "Service",
+    "secrets": "Secret",
+    "networkpolicies": "NetworkPolicy",
+}
+
+
+def rule_key(rule: dict) -> str:
+    """Metacontroller's key for the children of one childResources rule: Kind.group/version."""
+    return f"{RESOURCE_KINDS[rule['resource']]}.{rule['apiVersion']}"
+
+
 def child_types(controller_file: str) -> list[str]:
     """The children keys Metacontroller always sends for a CompositeController's rules."""
     controller = load(f"metacontroller/{controller_file}")
-    kinds = {
-        "serviceaccounts": "ServiceAccount",
-        "rolebindings": "RoleBinding",
-        "configmaps": "ConfigMap",
-        "deployments": "Deployment",
-        "services": "Service",
-        "secrets": "Secret",
-    }
-    return [f"{kinds[r['resource']]}.{r['apiVersion']}" for r in controller["spec"]["childResources"]]
+    return [rule_key(r) for r in controller["spec"]["childResources"]]
 
 
 def parent(kind: str, name: str, spec: dict | None, namespace: str = "default", generation: int = 1) -> dict:
@@ -95,15 +104,29 @@ def kernel_role(name: str = DEFAULT_KERNEL_CLUSTER_ROLE, allowed: bool = True) -
     return {CLUSTER_ROLES: {name: role}}
 
 
-def related_gateway(gw: dict | None, ready: bool = True) -> dict:
+GATEWAY_TOKEN = "gateway-token-0123456789"
+
+
+def related_gateway(gw: dict | None, ready: bool = True, token: str | None = GATEWAY_TOKEN) -> dict:
+    """What the notebook's customize rules bring: the gateway and its token Secret."""
     if gw is None:
-        return {GATEWAYS: {}}
+        return {GATEWAYS: {}, "Secret.v1": {}}
     gw = copy.deepcopy(gw)
     status = "True" if ready else "False"
     gw["status"] = {
         "conditions": [{"type": "Ready", "status": status, "reason": "X", "message": "m", "lastTransitionTime": NOW}]
     }
-    return {GATEWAYS: {f"{gw['metadata']['namespace']}/{gw['metadata']['name']}": gw}}
+    namespace, name = gw["metadata"]["namespace"], gw["metadata"]["name"]
+    secrets = {}
+    if token is not None:
+        data = {"token": base64.b64encode(token.encode()).decode()}
+        secrets[f"{namespace}/{name}-gateway-auth"] = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "data": data,
+            "metadata": {"name": f"{name}-gateway-auth", "namespace": namespace},
+        }
+    return {GATEWAYS: {f"{namespace}/{name}": gw}, "Secret.v1": secrets}
 
 
 def by_kind(children: list[dict]) -> dict[str, dict]:

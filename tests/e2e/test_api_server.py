@@ -147,7 +147,7 @@ def test_every_status_field_the_hooks_write_survives_the_status_subresource(inst
     )
     assert cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")["status"] == status
     parent = cp.kubectl_json("get", "jupytergateway", "jupytergateway-sample")
-    status = sync_gateway(parent, {}, kernel_role(), NOW)["status"]
+    status = sync_gateway(parent, {}, kernel_role(), NOW, TOKEN)["status"]
     cp.kubectl(
         "patch",
         "jupytergateway",
@@ -218,7 +218,7 @@ def rendered(case: str) -> list[dict]:
         return children
     parent, gw = CASES[case]
     if parent["kind"] == "JupyterGateway":
-        return sync_gateway(parent, {}, kernel_role(), NOW)["children"]
+        return sync_gateway(parent, {}, kernel_role(), NOW, TOKEN)["children"]
     return sync_notebook(parent, {}, related_gateway(gw), NOW, TOKEN)["children"]
 
 

@@ -42,7 +42,7 @@ def test_gateway_sync_over_http():
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"status", "children"}, "v2 parses strictly: no other top-level key"
-    assert len(body["children"]) == 5
+    assert len(body["children"]) == 7
 
 
 def test_notebook_customize_and_sync_over_http():
@@ -52,7 +52,8 @@ def test_notebook_customize_and_sync_over_http():
     assert set(customize.json()) == {"relatedResources"}
     rule = customize.json()["relatedResources"][0]
     assert (rule["namespace"], rule["names"]) == ("default", ["gw"])
-    response = post("/sync/jupyternotebook", sync_request(parent, NOTEBOOK_TYPES, related=related_gateway(gateway())))
+    shared = gateway(allowedNamespaces=["team-a"])
+    response = post("/sync/jupyternotebook", sync_request(parent, NOTEBOOK_TYPES, related=related_gateway(shared)))
     assert response.status_code == 200
     assert {c["kind"] for c in response.json()["children"]} == {"Deployment", "Service", "Secret"}
 
@@ -104,7 +105,7 @@ def test_an_invalid_spec_gets_a_200_that_keeps_the_children():
         "/sync/jupytergateway", sync_request(gateway(cullInterval="often"), GATEWAY_TYPES, observed, kernel_role())
     )
     assert bad.status_code == 200
-    assert len(bad.json()["children"]) == 5
+    assert len(bad.json()["children"]) == 7
     assert bad.json()["status"]["conditions"][0]["message"].startswith("spec.cullInterval")
 
 
@@ -186,7 +187,7 @@ def test_the_pure_functions_never_raise_on_any_spec(spec, status, related):
         )
         customize_gateway(parent)
         customize_notebook(parent)
-        sync_gateway(parent, {}, related_map, "2026-01-01T00:00:00Z")
+        sync_gateway(parent, {}, related_map, "2026-01-01T00:00:00Z", "t")
         sync_notebook(parent, {}, related_map, "2026-01-01T00:00:00Z", "t")
 
 
@@ -197,7 +198,7 @@ def test_render_previews_the_samples_with_secrets_redacted(capsys):
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
     assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret"]
-    assert docs[2]["data"] == {"token": "<redacted>"}
+    assert docs[2]["data"] == {"token": "<redacted>", "jupyter_server_config.json": "<redacted>"}
 
 
 def test_metrics_count_calls_latency_errors_children_and_invalid_specs():

@@ -37,12 +37,13 @@ TEMPLATE = {
     },
 }
 RENDERED = {
-    "gateway-defaults": sync_gateway(gateway(), {}, kernel_role(), NOW)["children"],
+    "gateway-defaults": sync_gateway(gateway(), {}, kernel_role(), NOW, TOKEN)["children"],
     "gateway-full": sync_gateway(
         gateway(kernels=["a"], defaultKernel="a", resources={"limits": {"cpu": 1}}, clusterRole="k"),
         {},
         kernel_role("k"),
         NOW,
+        TOKEN,
     )["children"],
     "notebook-defaults": sync_notebook(notebook(gateway={"name": "gw"}), {}, related_gateway(gateway()), NOW, TOKEN)[
         "children"

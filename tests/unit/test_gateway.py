@@ -1,5 +1,6 @@
 """The JupyterGateway sync hook, as a pure function."""
 
+import base64
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from tests.builders import (
     AVAILABLE,
     LATER,
     NOW,
+    TOKEN,
     by_kind,
     child_types,
     env_of,
@@ -28,7 +30,7 @@ def sync(parent, children=None, related=None, now=NOW):
         if related is None
         else related
     )
-    return sync_gateway(parent, children or {t: {} for t in TYPES}, related, now)
+    return sync_gateway(parent, children or {t: {} for t in TYPES}, related, now, TOKEN)
 
 
 def ordered(children: list[dict]) -> list[dict]:
@@ -51,6 +53,8 @@ def test_the_seed_sample_renders_every_child():
         "ConfigMap": "jupytergateway-sample-gateway",
         "Deployment": "jupytergateway-sample-gateway",
         "Service": "jupytergateway-sample",  # notebooks reach http://<gateway>.<ns>.svc:8888
+        "Secret": "jupytergateway-sample-gateway-auth",
+        "NetworkPolicy": "jupytergateway-sample-gateway",
     }
     assert config_of(result)["RemoteMappingKernelManager"]["cull_idle_timeout"] == 3600
     assert result["status"]["url"] == "http://jupytergateway-sample.default.svc:8888"
@@ -83,9 +87,12 @@ def test_every_spec_field_reaches_its_child_field():
         "image": "registry.example/eg:3.3.0-custom",
         "resources": {"requests": {"cpu": "0.5", "memory": "512Mi"}, "limits": {"cpu": 2, "memory": "2048Mi"}},
         "clusterRole": "my-kernels",
+        "auth": {"mode": "token", "secretRef": {"name": "eg-token", "key": "tok"}},
+        "allowedNamespaces": ["team-a"],
     }
     assert set(spec) == {f.alias for f in JupyterGatewaySpec.model_fields.values()}, "a field is untested"
-    result = sync(gateway(**spec))
+    related = kernel_role("my-kernels") | user_secret("eg-token", "tok", "users-token")
+    result = sync(gateway(**spec), related=related)
     children = by_kind(result["children"])
     config = config_of(result)
     container = children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -105,6 +112,9 @@ def test_every_spec_field_reaches_its_child_field():
         "requests": {"cpu": "500m", "memory": "512Mi"},
     }
     assert children["RoleBinding"]["roleRef"]["name"] == "my-kernels"
+    assert base64.b64decode(children["Secret"]["data"]["token"]).decode() == "users-token"
+    namespaces = children["NetworkPolicy"]["spec"]["ingress"][0]["from"][0]["namespaceSelector"]
+    assert namespaces["matchExpressions"][0]["values"] == ["default", "team-a"]
 
 
 def test_each_culling_knob_appears_exactly_once_and_nowhere_in_the_environment():
@@ -126,8 +136,14 @@ def test_the_gateway_runs_exactly_the_rendered_configuration():
     container = pod["containers"][0]
     assert container["command"] == ["jupyter", "enterprisegateway", f"--config=/etc/jupyter-gateway/{CONFIG_FILE}"]
     assert "args" not in container
-    assert container["volumeMounts"] == [{"name": "config", "mountPath": "/etc/jupyter-gateway", "readOnly": True}]
-    assert pod["volumes"] == [{"name": "config", "configMap": {"name": "gw-gateway"}}]
+    assert container["volumeMounts"] == [
+        {"name": "config", "mountPath": "/etc/jupyter-gateway", "readOnly": True},
+        {"name": "auth", "mountPath": "/etc/jupyter-gateway/auth", "readOnly": True},
+    ]
+    assert pod["volumes"] == [
+        {"name": "config", "configMap": {"name": "gw-gateway"}},
+        {"name": "auth", "secret": {"secretName": "gw-gateway-auth", "defaultMode": 0o440}},
+    ]
     assert pod["serviceAccountName"] == "gw-gateway"
 
 
@@ -273,3 +289,75 @@ def test_render_config_is_deterministic_json():
     spec = JupyterGatewaySpec(kernels=["z", "a"], defaultKernel="a")
     assert render_config(spec) == render_config(spec)
     assert json.loads(render_config(spec))["KernelSpecManager"]["whitelist"] == ["a", "z"]
+
+
+def user_secret(name: str, key: str, token: str, namespace: str = "default") -> dict:
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": {key: base64.b64encode(token.encode()).decode()},
+    }
+    return {"Secret.v1": {f"{namespace}/{name}": secret}}
+
+
+def secret_data(result) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in by_kind(result["children"])["Secret"]["data"].items()}
+
+
+def test_a_token_is_required_by_default_and_generated_once():
+    first = sync(gateway())
+    data = secret_data(first)
+    assert data["token"] == TOKEN
+    assert json.loads(data["jupyter_config.json"]) == {"EnterpriseGatewayApp": {"auth_token": TOKEN}}
+    assert first["status"]["tokenSecret"] == "gw-gateway-auth"
+    container = by_kind(first["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert env_of(container)["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-gateway/auth"
+    assert TOKEN not in json.dumps(by_kind(first["children"])["Deployment"]), "only the Secret holds it"
+    assert TOKEN not in json.dumps(first["status"])
+    observed = observe(first["children"], TYPES)
+    again = sync_gateway(gateway(), observed, kernel_role(), NOW, "another-random-token")
+    assert secret_data(again) == data
+
+
+def test_auth_none_renders_no_secret_and_no_mount():
+    result = sync(gateway(auth={"mode": "none"}))
+    assert "Secret" not in by_kind(result["children"])
+    container = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    assert "JUPYTER_CONFIG_PATH" not in env_of(container) and len(container["volumeMounts"]) == 1
+    assert "tokenSecret" not in result["status"]
+
+
+def test_a_missing_user_secret_keeps_the_children():
+    running = observe(sync(gateway())["children"], TYPES)
+    result = sync(gateway(auth={"secretRef": {"name": "nope"}}), running)
+    ready = result["status"]["conditions"][0]
+    assert ready["reason"] == "AuthSecretNotFound" and ready["message"].startswith("spec.auth.secretRef")
+    assert len(result["children"]) == 7
+
+
+def test_customize_asks_for_the_users_token_secret():
+    rules = customize_gateway(gateway(namespace="ml", auth={"secretRef": {"name": "eg-token"}}))["relatedResources"]
+    assert rules[1] == {"apiVersion": "v1", "resource": "secrets", "namespace": "ml", "names": ["eg-token"]}
+
+
+def test_the_network_policy_admits_only_notebooks_of_allowed_namespaces_and_kernels():
+    policy = by_kind(sync(gateway(namespace="ml"))["children"])["NetworkPolicy"]["spec"]
+    assert policy["podSelector"]["matchLabels"] == {
+        "kubeflow.tkestack.io/jupytergateway": "gw",
+        "app.kubernetes.io/component": "gateway",
+    }
+    assert policy["policyTypes"] == ["Ingress"]
+    notebooks, kernels = policy["ingress"]
+    assert notebooks["ports"] == [{"protocol": "TCP", "port": 8888}]
+    assert notebooks["from"][0]["namespaceSelector"]["matchExpressions"][0]["values"] == ["ml"]
+    assert notebooks["from"][0]["podSelector"]["matchLabels"] == {
+        "kubeflow.tkestack.io/gateway-name": "gw",
+        "kubeflow.tkestack.io/gateway-namespace": "ml",
+    }
+    assert kernels == {
+        "from": [{"podSelector": {"matchLabels": {"app": "enterprise-gateway", "component": "kernel"}}}],
+        "ports": [{"protocol": "TCP", "port": 8877}],
+    }
+    everyone = by_kind(sync(gateway(allowedNamespaces=["*"]))["children"])["NetworkPolicy"]["spec"]
+    assert everyone["ingress"][0]["from"][0]["namespaceSelector"] == {}

@@ -11,7 +11,7 @@ import yaml
 
 from hooks.gateway import sync_gateway
 from hooks.notebook import sync_notebook
-from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, notebook, related_gateway
+from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, notebook, related_gateway, rule_key
 
 K8S_VERSIONS = ["1.34.0", "1.35.0", "1.36.0"]
 
@@ -79,22 +79,10 @@ def test_the_kernel_cluster_role_is_least_privilege():
     assert not [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
 
 
-def _rule_key(rule: dict) -> str:
-    kinds = {
-        "serviceaccounts": "ServiceAccount",
-        "rolebindings": "RoleBinding",
-        "configmaps": "ConfigMap",
-        "deployments": "Deployment",
-        "services": "Service",
-        "secrets": "Secret",
-    }
-    return f"{kinds[rule['resource']]}.{rule['apiVersion']}"
-
-
 @pytest.mark.parametrize(
     ("controller", "children"),
     [
-        ("jupytergateway-controller", sync_gateway(gateway(), {}, kernel_role(), NOW)["children"]),
+        ("jupytergateway-controller", sync_gateway(gateway(), {}, kernel_role(), NOW, TOKEN)["children"]),
         (
             "jupyternotebook-controller",
             sync_notebook(
@@ -105,7 +93,7 @@ def _rule_key(rule: dict) -> str:
 )
 def test_every_child_kind_has_a_rule_with_an_update_strategy(controller, children):
     spec = controllers()[controller]["spec"]
-    rules = {_rule_key(r): r for r in spec["childResources"]}
+    rules = {rule_key(r): r for r in spec["childResources"]}
     for child in children:
         assert f"{child['kind']}.{child['apiVersion']}" in rules, child["kind"]
     for key, rule in rules.items():

@@ -10,6 +10,7 @@ from hooks.models import DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
 from hooks.notebook import customize_notebook, sync_notebook
 from tests.builders import (
     AVAILABLE,
+    GATEWAY_TOKEN,
     LATER,
     NOW,
     TOKEN,
@@ -73,7 +74,8 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
                 "resource": "jupytergateways",
                 "namespace": "default",
                 "names": ["gw"],
-            }
+            },
+            {"apiVersion": "v1", "resource": "secrets", "namespace": "default", "names": ["gw-gateway-auth"]},
         ]
     }
     local = customize_notebook(notebook(namespace="team-a", gateway={"name": "gw"}))
@@ -84,7 +86,7 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
 
 def test_a_gateway_in_another_namespace_uses_a_fully_qualified_url():
     """Bug #11: an empty namespace gave http://<name>.:8888."""
-    gw = gateway("shared", "infra")
+    gw = gateway("shared", "infra", allowedNamespaces=["team-a"])
     result = sync(
         notebook(namespace="team-a", gateway={"name": "shared", "namespace": "infra"}), related=related_gateway(gw)
     )
@@ -245,7 +247,7 @@ def test_a_users_template_is_kept_and_only_augmented():
     assert pod["metadata"]["labels"]["team"] == "ml"
     selector = by_kind(result["children"])["Deployment"]["spec"]["selector"]["matchLabels"]
     assert selector.items() <= pod["metadata"]["labels"].items()
-    assert pod["metadata"]["annotations"] == {"note": "x"}
+    assert pod["metadata"]["annotations"]["note"] == "x"
     assert pod["spec"]["volumes"][0]["name"] == "home"
 
 
@@ -385,3 +387,48 @@ def test_suspend_scales_to_zero_and_keeps_the_service_and_secret():
     resumed = sync(notebook(gateway={"name": "gw"}, suspend=False), observed)
     assert by_kind(resumed["children"])["Deployment"]["spec"]["replicas"] == 1
     assert conditions(resumed)["Suspended"]["status"] == "False"
+
+
+def test_the_gateway_token_reaches_the_notebook_as_a_config_file_only():
+    result = sync(notebook(gateway={"name": "gw"}))
+    data = by_kind(result["children"])["Secret"]["data"]
+    config = json.loads(base64.b64decode(data["jupyter_server_config.json"]))
+    assert config == {"GatewayClient": {"auth_token": GATEWAY_TOKEN}}
+    assert env_of(container_of(result))["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-notebook/auth"
+    assert GATEWAY_TOKEN not in all_text(result)
+    labels = pod_of(result)["metadata"]["labels"]
+    assert labels["kubeflow.tkestack.io/gateway-name"] == "gw"
+    assert labels["kubeflow.tkestack.io/gateway-namespace"] == "default"
+
+
+def test_a_gateway_without_auth_gives_no_token():
+    open_gateway = gateway("gw", auth={"mode": "none"})
+    result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(open_gateway, token=None))
+    assert "jupyter_server_config.json" not in by_kind(result["children"])["Secret"]["data"]
+    assert "JUPYTER_CONFIG_PATH" not in env_of(container_of(result))
+
+
+def test_a_namespace_the_gateway_does_not_allow_gets_no_token_and_keeps_its_children():
+    gw = gateway("shared", "infra", allowedNamespaces=["team-b"])
+    parent = notebook(namespace="team-a", gateway={"name": "shared", "namespace": "infra"})
+    result = sync(parent, related=related_gateway(gw))
+    assert result["children"] == []
+    assert conditions(result)["GatewayReady"]["reason"] == "NamespaceNotAllowed"
+    assert "team-a" in conditions(result)["GatewayReady"]["message"]
+    assert GATEWAY_TOKEN not in json.dumps(result)
+    everyone = sync(parent, related=related_gateway(gateway("shared", "infra", allowedNamespaces=["*"])))
+    assert len(everyone["children"]) == 3
+
+
+def test_a_gateway_token_not_there_yet_keeps_the_children():
+    result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, token=None))
+    assert result["children"] == []
+    assert conditions(result)["GatewayReady"]["reason"] == "GatewayTokenNotFound"
+
+
+def test_a_new_gateway_token_restarts_the_notebook():
+    def restart_hash(token):
+        result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, token=token))
+        return pod_of(result)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-hash"]
+
+    assert restart_hash("one-token-aaaa") != restart_hash("two-token-bbbb")

@@ -51,8 +51,10 @@ def test_bug_2_gateway_children_follow_spec_changes():
     """#2: children were created once and never updated. Now every sync returns the full desired
     state for the new spec, and every child type is updated in place (or recreated)."""
     types = child_types("jupytergateway.yaml")
-    old = sync_gateway(gateway(image="eg:1", cullIdleTimeout=10), {}, kernel_role(), NOW)
-    new = sync_gateway(gateway(image="eg:2", cullIdleTimeout=20), observe(old["children"], types), kernel_role(), NOW)
+    old = sync_gateway(gateway(image="eg:1", cullIdleTimeout=10), {}, kernel_role(), NOW, TOKEN)
+    new = sync_gateway(
+        gateway(image="eg:2", cullIdleTimeout=20), observe(old["children"], types), kernel_role(), NOW, TOKEN
+    )
     deployment = by_kind(new["children"])["Deployment"]
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "eg:2"
     assert '"cull_idle_timeout": 20' in by_kind(new["children"])["ConfigMap"]["data"][CONFIG_FILE]
@@ -69,12 +71,12 @@ def test_bugs_3_4_7_14_21_no_kernelspec_crs_launcher_or_kernel_deployments():
     crds = [load(f"manifests/crds/{name}") for name in ("jupytergateways.yaml", "jupyternotebooks.yaml")]
     assert {c["spec"]["names"]["kind"] for c in crds} == {"JupyterGateway", "JupyterNotebook"}
     assert all(c["spec"]["group"] == GROUP for c in crds)
-    result = sync_gateway(gateway(), {}, kernel_role(), NOW)
+    result = sync_gateway(gateway(), {}, kernel_role(), NOW, TOKEN)
     assert '"EG_NAME"' not in json.dumps(result), "the fork's launcher variable is gone"
 
 
 def test_bug_6_kernels_run_in_the_gateways_namespace_where_its_role_is_bound():
-    result = sync_gateway(gateway(namespace="ml"), {}, kernel_role(), NOW)
+    result = sync_gateway(gateway(namespace="ml"), {}, kernel_role(), NOW, TOKEN)
     env = {
         e["name"]: e["value"]
         for e in by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]

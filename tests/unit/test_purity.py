@@ -15,7 +15,7 @@ CASES = [("notebook", size) for size in ("small", "typical", "large")] + [("gate
 def run(kind, request, now):
     if kind == "notebook":
         return sync_notebook(request["parent"], request["children"], request["related"], now, payloads.TOKEN)
-    return sync_gateway(request["parent"], request["children"], request["related"], now)
+    return sync_gateway(request["parent"], request["children"], request["related"], now, payloads.TOKEN)
 
 
 @pytest.mark.parametrize(("kind", "size"), CASES)

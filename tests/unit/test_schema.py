@@ -263,7 +263,9 @@ def test_crd_and_hook_agree_on_generated_notebooks(spec):
 @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
 @given(_gateway_specs)
 def test_hook_status_always_fits_the_crd_and_invalid_specs_keep_children(spec):
-    result = sync_gateway(gateway(**spec), {}, kernel_role(spec.get("clusterRole", "jupyter-gateway-kernels")), NOW)
+    result = sync_gateway(
+        gateway(**spec), {}, kernel_role(spec.get("clusterRole", "jupyter-gateway-kernels")), NOW, TOKEN
+    )
     status_schema = schema_of("jupytergateways")["properties"]["status"]
     assert not list(Draft7Validator(status_schema).iter_errors(result["status"]))
     if not _pydantic_accepts(JupyterGatewaySpec, spec):

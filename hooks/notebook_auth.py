@@ -1,0 +1,103 @@
+"""The notebook's secrets: its access token, its password hash and its gateway's token.
+
+They reach the Jupyter server only as files from Secrets: the token file named by
+JUPYTER_TOKEN_FILE, and a jupyter_server_config.json (password hash, the gateway's
+token as GatewayClient.auth_token) in the directory named by JUPYTER_CONFIG_PATH.
+Never argv, never environment: Jupyter Server logs its environment when it starts a
+kernel through a gateway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+from . import children as ch
+from .models import JupyterNotebookSpec
+
+AUTH_DIR = "/etc/jupyter-notebook/auth"  # the hook's Secret
+TOKEN_DIR = "/etc/jupyter-notebook/token"  # the user's Secret (spec.auth.secretRef)
+AUTH_VOLUME = "jupyter-notebook-auth"
+TOKEN_VOLUME = "jupyter-notebook-token"
+TOKEN_FILE = "token"
+CONFIG_FILE = "jupyter_server_config.json"
+_PASSWORD_HASH = re.compile(r"^(argon2:.+|(md5|sha1|sha224|sha256|sha384|sha512|blake2b|blake2s):[^:]*:[0-9a-f]+)$")
+
+
+def secret_name(name: str) -> str:
+    return f"{name}-notebook-auth"
+
+
+def auth_secret(
+    name: str,
+    namespace: str,
+    spec: JupyterNotebookSpec,
+    observed: dict | None,
+    new_token: str,
+    uid: str,
+    gateway_token: str | None,
+) -> dict | None:
+    """The Secret the hook owns: the token (unless the user names their own) and the config file."""
+    auth = spec.auth
+    data: dict[str, str] = {}
+    if not (auth and auth.secret_ref):
+        if auth and auth.mode == "disable":
+            data[TOKEN_FILE] = ""  # an empty token turns authentication off
+        elif auth and auth.token:
+            data[TOKEN_FILE] = ch.b64(auth.token)
+        elif observed and (observed.get("data") or {}).get(TOKEN_FILE):
+            data[TOKEN_FILE] = observed["data"][TOKEN_FILE]  # generated once, then kept
+        else:
+            data[TOKEN_FILE] = ch.b64(new_token)
+    config = {}
+    if auth and auth.password:
+        config["PasswordIdentityProvider"] = {"hashed_password": password_hash(auth.password, uid)}
+    if gateway_token:
+        config["GatewayClient"] = {"auth_token": gateway_token}
+    if config:
+        data[CONFIG_FILE] = ch.b64(json.dumps(config, sort_keys=True))
+    if not data:
+        return None
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret_name(name), "namespace": namespace, "labels": ch.labels("notebook", name)},
+        "type": "Opaque",
+        "data": data,
+    }
+
+
+def password_hash(password: str, uid: str) -> str:
+    """A Jupyter password hash; a salt derived from the parent keeps the hook pure and stable."""
+    if _PASSWORD_HASH.match(password):
+        return password
+    salt = hashlib.sha256(f"salt:{uid}".encode()).hexdigest()[:12]
+    return f"sha256:{salt}:{hashlib.sha256((password + salt).encode()).hexdigest()}"
+
+
+def volumes_mounts_env(spec: JupyterNotebookSpec, secret: dict | None) -> tuple[list, list, list]:
+    """The volumes, the notebook container's mounts and its (secret-free) variables."""
+    volumes, mounts = [], []
+    if secret is not None:
+        volumes.append(
+            {"name": AUTH_VOLUME, "secret": {"secretName": secret["metadata"]["name"], "defaultMode": 0o440}}
+        )
+        mounts.append({"name": AUTH_VOLUME, "mountPath": AUTH_DIR, "readOnly": True})
+    ref = spec.auth.secret_ref if spec.auth else None
+    if ref:
+        items = [{"key": ref.key, "path": TOKEN_FILE}]
+        volumes.append({"name": TOKEN_VOLUME, "secret": {"secretName": ref.name, "defaultMode": 0o440, "items": items}})
+        mounts.append({"name": TOKEN_VOLUME, "mountPath": TOKEN_DIR, "readOnly": True})
+    env = [{"name": "JUPYTER_TOKEN_FILE", "value": f"{TOKEN_DIR if ref else AUTH_DIR}/{TOKEN_FILE}"}]
+    if secret is not None and CONFIG_FILE in secret["data"]:
+        env.append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
+    return volumes, mounts, env
+
+
+def restart_hash(uid: str, spec: JupyterNotebookSpec, gateway_token: str | None) -> str | None:
+    """Changes when a secret the server reads only at start changes (a generated token never does)."""
+    if not spec.auth and not gateway_token:
+        return None
+    salted = json.dumps([uid, spec.auth.model_dump() if spec.auth else None, gateway_token], sort_keys=True)
+    return hashlib.sha256(salted.encode()).hexdigest()[:16]
