@@ -122,6 +122,8 @@ GATEWAY_CHILDREN = [
     ("configmap", "-gateway"),
     ("deployment", "-gateway"),
     ("service", ""),
+    ("secret", "-gateway-auth"),
+    ("networkpolicy", "-gateway"),
 ]
 NOTEBOOK_CHILDREN = [("deployment", "-notebook"), ("service", "-notebook"), ("secret", "-notebook-auth")]
 
@@ -205,6 +207,31 @@ def test_1_the_seed_scenario(cluster):
 def test_2_a_notebook_in_another_namespace_uses_the_shared_gateway(cluster):
     cp = cluster["cp"]
     cp.create_namespace("team-a", RESTRICTED)
+    cp.apply(
+        {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": "JupyterNotebook",
+            "metadata": {"name": "mallory", "namespace": "team-a"},
+            "spec": {"gateway": {"name": "jupytergateway-sample", "namespace": "default"}},
+        }
+    )
+    wait_for(
+        lambda: (
+            condition(get(cp, "jupyternotebook", "mallory", "-n", "team-a"), "GatewayReady").get("reason")
+            == "NamespaceNotAllowed"
+        ),
+        timeout=60,
+        what="a namespace the gateway does not allow",
+    )
+    assert get(cp, "deployment", "mallory-notebook", "-n", "team-a") is None
+    cp.kubectl(
+        "patch",
+        "jupytergateway",
+        "jupytergateway-sample",
+        "--type=merge",
+        "-p",
+        '{"spec": {"allowedNamespaces": ["team-a"]}}',
+    )
     cp.apply(
         {
             "apiVersion": f"{GROUP}/v1alpha1",
