@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit e2e e2e-metacontroller bench lint crds render clean system-deps
+.PHONY: run test unit integration e2e e2e-metacontroller bench lint crds render clean system-deps runtimes
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 system-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
+## runtimes: Enterprise Gateway 3.3 and Jupyter Server 2.21 venvs, Debian's chromium (integration tests)
+runtimes:
+	bash tests/integration/provision.sh
+
 ## run: the hook server, as Metacontroller would call it (http://127.0.0.1:$(PORT))
 run: $(VENV)/.installed
 	$(BIN)/python -m hooks serve --host 127.0.0.1 --port $(PORT)
@@ -33,9 +37,13 @@ run: $(VENV)/.installed
 NOT_HERE := -m "not metacontroller"
 
 ## test: lint, then every test suite
-test: lint system-deps $(VENV)/.installed .cache/bin/psacheck
+test: lint system-deps runtimes $(VENV)/.installed .cache/bin/psacheck
 	@echo "make test: tests marked 'metacontroller' are not run (Metacontroller cannot be built here; see README)"
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(NOT_HERE) $(PYTEST_ARGS)
+
+## integration: the rendered gateway and notebook as real local processes, and a real browser
+integration: runtimes $(VENV)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## e2e: our manifests and hooks' output on a real kube-apiserver and kube-controller-manager
 e2e: $(VENV)/.installed

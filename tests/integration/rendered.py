@@ -1,0 +1,75 @@
+"""What the hooks render, turned into what localrun starts: a container and its mounted files.
+
+The children come from the pure hook functions, exactly as Metacontroller would apply them;
+the only translation is the one a kubelet does: each volumeMount gets the files of its
+ConfigMap or Secret (Secret data base64-decoded, `items` honoured).
+"""
+
+from __future__ import annotations
+
+import base64
+import secrets
+
+from hooks.gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, sync_gateway
+from hooks.models import API_VERSION
+from hooks.notebook import GATEWAYS, sync_notebook
+
+NOW = "2026-11-26T00:00:00Z"
+
+
+def _by_kind(children: list[dict]) -> dict[str, dict]:
+    return {child["kind"]: child for child in children}
+
+
+def gateway_cr(name: str, namespace: str = "default", **spec) -> dict:
+    return {"apiVersion": API_VERSION, "kind": "JupyterGateway", "spec": spec,
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1}}  # fmt: skip
+
+
+def notebook_cr(name: str, namespace: str = "default", **spec) -> dict:
+    return {"apiVersion": API_VERSION, "kind": "JupyterNotebook", "spec": spec,
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{name}", "generation": 1}}  # fmt: skip
+
+
+def render_gateway(cr: dict) -> dict[str, dict]:
+    """The gateway's children, by kind, as a first sync renders them (its ClusterRole allowed)."""
+    role = cr["spec"].get("clusterRole", "jupyter-gateway-kernels")
+    related = {CLUSTER_ROLES: {role: {"metadata": {"name": role, "labels": {KERNEL_ROLE_LABEL: "true"}}}}}
+    result = sync_gateway(cr, {}, related, NOW, secrets.token_hex(24))
+    assert result["children"], result["status"]
+    return _by_kind(result["children"])
+
+
+def render_notebook(cr: dict, gateway: dict, gateway_children: dict[str, dict]) -> dict[str, dict]:
+    """The notebook's children, reading the gateway and its token Secret as its customize hook does."""
+    meta = gateway["metadata"]
+    related = {GATEWAYS: {f"{meta['namespace']}/{meta['name']}": gateway}, "Secret.v1": {}}
+    if "Secret" in gateway_children:
+        secret = gateway_children["Secret"]
+        related["Secret.v1"][f"{meta['namespace']}/{secret['metadata']['name']}"] = secret
+    result = sync_notebook(cr, {}, related, NOW, secrets.token_hex(24))
+    assert result["children"], result["status"]
+    return _by_kind(result["children"])
+
+
+def container_and_files(children: dict[str, dict]) -> tuple[dict, dict[str, dict[str, bytes]]]:
+    """The Deployment's first container and, for each of its mounts, the files the kubelet writes."""
+    pod = children["Deployment"]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    files = {}
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        if "configMap" in volume:
+            source, data = volume["configMap"], {k: v.encode() for k, v in children["ConfigMap"]["data"].items()}
+        else:
+            source = volume["secret"]
+            data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}
+        if source.get("items"):
+            data = {item["path"]: data[item["key"]] for item in source["items"]}
+        files[mount["mountPath"]] = data
+    return container, files
+
+
+def secret_value(children: dict[str, dict], key: str = "token") -> str:
+    return base64.b64decode(children["Secret"]["data"][key]).decode()

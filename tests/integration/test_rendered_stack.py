@@ -1,0 +1,170 @@
+"""The rendered gateway and notebook really work: real Enterprise Gateway 3.3 and Jupyter Server 2.21.
+
+Each server is started from nothing but what the hooks render for a JupyterGateway and a
+JupyterNotebook: its command, arguments, environment and mounted ConfigMap/Secret files.
+What cannot exist outside a cluster is substituted in one table (localrun.SUBSTITUTIONS).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import localrun as lr
+import pytest
+from rendered import container_and_files, gateway_cr, notebook_cr, render_gateway, render_notebook, secret_value
+
+pytestmark = pytest.mark.integration
+
+# No kernel name: the gateway's default (python_kubernetes in the cluster, python3 here).
+KERNEL = {"env": {"KERNEL_USERNAME": "tester"}}
+
+
+def gone_within(process: lr.LocalProcess, kernel_id: str, seconds: float) -> float:
+    """Seconds until the kernel is no longer on the gateway; fails past ``seconds``."""
+    started = time.monotonic()
+    while process.api("GET", f"/api/kernels/{kernel_id}")[0] == 200:
+        assert time.monotonic() - started < seconds, f"kernel {kernel_id} still there after {seconds}s"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def new_kernel(gateway: lr.LocalProcess) -> str:
+    status, kernel = gateway.api("POST", "/api/kernels", KERNEL)
+    assert status == 201, kernel
+    return kernel["id"]
+
+
+# --- culling: cullIdleTimeout 3, cullInterval 1 ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def culling(tmp_path_factory):
+    cr = gateway_cr("culler", cullIdleTimeout=3, cullInterval=1)
+    children = render_gateway(cr)
+    container, files = container_and_files(children)
+    with lr.LocalStack(tmp_path_factory.mktemp("culling")) as stack:
+        yield stack.start_gateway(container, files, token=secret_value(children))
+
+
+def test_an_idle_kernel_is_culled_as_configured(culling):
+    kernel = new_kernel(culling)
+    waited = gone_within(culling, kernel, 3 + 1 + 4)
+    assert waited >= 2.5, f"culled after {waited:.1f}s, before its idle timeout"
+    culling.wait_for_log(r"Culling kernels with idle durations > 3 seconds at 1 second intervals")
+    culling.wait_for_log(rf"Culling '\w+' kernel '\w+' \({kernel}\) with 0 connections due to 3 seconds of inactivity")
+
+
+def test_busy_and_connected_kernels_are_not_culled(culling):
+    """cullBusy and cullConnected are false (the defaults)."""
+    token = {"token": culling.headers["Authorization"].split()[-1]}
+    busy, connected, idle = new_kernel(culling), new_kernel(culling), new_kernel(culling)
+    with lr.KernelWS(culling.url, busy, **token) as ws:
+        ws.execute("pass")  # warm the connection first: EG 3.3 turns busy into idle on control messages
+        running = ws.start("import time; time.sleep(60)")
+        ws.wait_for_state(running, "busy")
+    assert culling.api("GET", f"/api/kernels/{busy}")[1]["execution_state"] == "busy"
+    with lr.KernelWS(culling.url, connected, **token) as ws:
+        ws.execute("pass")
+        gone_within(culling, idle, 3 + 1 + 4)
+        time.sleep(1 + 1)  # one more cull interval and a margin
+        assert culling.api("GET", f"/api/kernels/{connected}")[0] == 200, "a connected kernel was culled"
+        assert culling.api("GET", f"/api/kernels/{busy}")[0] == 200, "a busy kernel was culled"
+
+
+# --- a notebook on a gateway that never culls (cullIdleTimeout 0) -------------------------------
+
+
+@pytest.fixture(scope="module")
+def serving(tmp_path_factory):
+    gateway = gateway_cr("gw", cullIdleTimeout=0, cullInterval=1)
+    gateway_children = render_gateway(gateway)
+    notebook = notebook_cr(
+        "alice", gateway={"name": "gw"}, auth={"password": "correct horse"},
+        kernelResources={"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"nvidia.com/gpu": 1}},
+    )  # fmt: skip
+    notebook_children = render_notebook(notebook, gateway, gateway_children)
+    with lr.LocalStack(tmp_path_factory.mktemp("serving")) as stack:
+        gw_container, gw_files = container_and_files(gateway_children)
+        eg = stack.start_gateway(gw_container, gw_files, token=secret_value(gateway_children))
+        nb_container, nb_files = container_and_files(notebook_children)
+        jupyter = stack.start_notebook(nb_container, nb_files, token=secret_value(notebook_children),
+                                       services={"gw.default:8888": eg})  # fmt: skip
+        yield {"eg": eg, "jupyter": jupyter, "secrets": [secret_value(gateway_children),
+               secret_value(notebook_children), "correct horse"]}  # fmt: skip
+
+
+def test_with_cull_idle_timeout_zero_nothing_is_culled(serving):
+    eg = serving["eg"]
+    kernel = new_kernel(eg)
+    time.sleep(3 + 1 + 1)
+    assert eg.api("GET", f"/api/kernels/{kernel}")[0] == 200
+    assert "Culling kernels with idle durations" not in eg.log()
+    assert eg.api("DELETE", f"/api/kernels/{kernel}")[0] == 204
+
+
+def test_the_notebook_runs_its_kernels_on_the_gateway(serving):
+    eg, jupyter = serving["eg"], serving["jupyter"]
+    assert re.search(r"Kernels will be managed by the Gateway server", jupyter.log())
+    status, kernel = jupyter.api("POST", "/api/kernels", {})
+    assert status == 201, kernel
+    assert kernel["id"] in [k["id"] for k in eg.api("GET", "/api/kernels")[1]]
+    with lr.KernelWS(jupyter.url, kernel["id"], jupyter.headers["Authorization"].split()[-1]) as ws:
+        result = ws.execute(
+            "import os\n"
+            "print(os.getppid(), *(os.environ.get(k, '-') for k in ('KERNEL_USERNAME', 'KERNEL_CPUS', "
+            "'KERNEL_MEMORY', 'KERNEL_GPUS_LIMIT')))\n"
+            "6 * 7"
+        )
+    assert (result["status"], result["result"]) == ("ok", "42"), result
+    ppid, user, cpus, memory, gpus = result["stdout"].split()
+    assert int(ppid) == eg.pid, "the kernel runs in the gateway's process tree"
+    assert not lr.descendants(jupyter.pid), "and not in the notebook's"
+    assert (user, cpus, memory, gpus) == ("alice", "500m", "1Gi", "1"), "kernelResources reach the gateway"
+
+
+def test_the_notebook_and_gateway_require_their_tokens_and_leak_none(serving):
+    eg, jupyter = serving["eg"], serving["jupyter"]
+    assert jupyter.api("GET", "/api/kernels", auth=False)[0] in (401, 403)
+    assert eg.api("GET", "/api/kernels", auth=False)[0] == 401
+    # The UI path (POST /api/sessions) makes Jupyter Server log its whole environment.
+    status, session = jupyter.api("POST", "/api/sessions", {"path": "leak.ipynb", "type": "notebook", "kernel": {}})
+    assert status == 201, session
+    assert "started kernel" in jupyter.log()
+    for process in (eg, jupyter):
+        for where in (process.log(), Path(f"/proc/{process.pid}/cmdline").read_bytes().decode(errors="replace"),
+                      Path(f"/proc/{process.pid}/environ").read_bytes().decode(errors="replace")):  # fmt: skip
+            for secret in serving["secrets"]:
+                assert secret not in where, f"a secret leaked from {process.name}"
+
+
+def test_a_user_runs_a_cell_in_jupyterlab(serving, artifacts_dir):
+    """Headless Chromium opens JupyterLab at the notebook's URL with its token and runs 1+1."""
+    eg, jupyter = serving["eg"], serving["jupyter"]
+    before = {k["id"] for k in eg.api("GET", "/api/kernels")[1]}
+    shot = artifacts_dir / "jupyterlab-1plus1.png"
+    token = jupyter.headers["Authorization"].split()[-1]
+    try:
+        result = lr.lab_run_cell(jupyter.url, token, shot, code="1+1", expect="2", timeout_ms=30_000)
+    except Exception as exc:  # one retry in a fresh page; see localrun.lab_run_cell on the known race
+        import warnings
+
+        warnings.warn(f"JupyterLab first attempt failed ({type(exc).__name__}: {exc}); retrying once", stacklevel=1)
+        result = lr.lab_run_cell(jupyter.url, token, shot, code="1+1", expect="2", timeout_ms=45_000)
+    assert result["output"] == "2", result
+    assert shot.stat().st_size > 10_000
+    started_by_lab = {k["id"] for k in eg.api("GET", "/api/kernels")[1]} - before
+    assert started_by_lab, "the kernel that ran the cell is listed by the gateway"
+
+
+def test_teardown_stops_every_process_it_started(tmp_path):
+    children = render_gateway(gateway_cr("shortlived", cullIdleTimeout=0))
+    container, files = container_and_files(children)
+    with lr.LocalStack(tmp_path) as stack:
+        eg = stack.start_gateway(container, files, token=secret_value(children))
+        new_kernel(eg)
+        pids = [eg.pid, *lr.descendants(eg.pid)]
+        assert len(pids) >= 2, "the kernel is a child of the gateway"
+    time.sleep(0.5)
+    assert not [pid for pid in pids if lr._alive(pid)]
