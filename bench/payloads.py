@@ -188,6 +188,7 @@ def gateway_parent() -> dict:
             "image": "elyra/enterprise-gateway:3.3.0",
             "clusterRole": "jupyter-gateway-kernels",
             "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
+            "allowedNamespaces": ["team-a", "team-b"],
         },
     }
 
@@ -209,6 +210,7 @@ ROLE = {
 def gateway_request() -> dict:
     parent = gateway_parent()
     first = sync_gateway(parent, {}, ROLE, NOW, TOKEN)
+    assert first["children"], first["status"]
     children = _steady(parent, GATEWAY_TYPES, first)
     parent["status"] = sync_gateway(parent, children, ROLE, NOW, TOKEN)["status"]
     return {"controller": {}, "parent": parent, "children": children, "related": ROLE, "finalizing": False}
@@ -221,9 +223,14 @@ def notebook_request(size: str) -> dict:
         "metadata": _meta("alice", "team-a", "uid-nb-alice", generation=2),
         "spec": {"gateway": {"name": "shared-gateway", "namespace": "ml-platform"}, **NOTEBOOK_SIZES[size]},
     }
-    gw = gateway_request()["parent"]
-    related = {GATEWAYS: {"ml-platform/shared-gateway": gw}}
+    gateway = gateway_request()
+    token = gateway["children"]["Secret.v1"]["ml-platform/shared-gateway-gateway-auth"]
+    related = {
+        GATEWAYS: {"ml-platform/shared-gateway": gateway["parent"]},
+        "Secret.v1": {"ml-platform/shared-gateway-gateway-auth": token},
+    }
     first = sync_notebook(parent, {}, related, NOW, TOKEN)
+    assert first["children"], first["status"]  # a notebook that really renders, not one kept as it was
     children = _steady(parent, NOTEBOOK_TYPES, first)
     parent["status"] = sync_notebook(parent, children, related, NOW, TOKEN)["status"]
     return {"controller": {}, "parent": parent, "children": children, "related": related, "finalizing": False}

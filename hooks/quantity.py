@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from functools import lru_cache
 
 # The pattern the API server's OpenAPI schema uses for quantities.
 QUANTITY_PATTERN = (
@@ -24,6 +25,7 @@ _DECIMAL_SUFFIX = {exp: suffix for suffix, exp in _DECIMAL.items()}
 _BINARY_SUFFIX = {exp: suffix for suffix, exp in _BINARY.items()}
 
 
+@lru_cache(maxsize=4096, typed=True)  # pure, and the same few quantities recur on every sync
 def canonical_quantity(value: float | str) -> str:
     """Return ``value`` as the API server would store it; ValueError if it is no quantity."""
     text = str(value).strip() if not isinstance(value, bool) else ""

@@ -34,7 +34,9 @@ def test_steady_state_requests_are_answered_identically_and_left_untouched(kind,
 def test_at_steady_state_the_desired_children_are_what_was_last_applied(kind, size):
     """What Metacontroller compares: no child would be updated on a resync."""
     request = payloads.notebook_request(size) if kind == "notebook" else payloads.gateway_request()
-    desired = run(kind, request, payloads.NOW)["children"]
+    result = run(kind, request, payloads.NOW)
+    assert [c["reason"] for c in result["status"]["conditions"] if c["type"] == "Ready"] == ["DeploymentAvailable"]
+    desired = result["children"]
     for child in desired:
         key = f"{child['kind']}.{child['apiVersion']}"
         observed = request["children"][key][f"{child['metadata']['namespace']}/{child['metadata']['name']}"]
