@@ -283,3 +283,31 @@ def test_a_root_template_would_be_refused_by_the_cluster_too(installed):
     assert res.returncode != 0 and "violates PodSecurity" in res.stderr, res.stderr
     result = sync_notebook(notebook("evil", "e2e-restricted", template={"spec": pod["spec"]}), {}, {}, NOW, TOKEN)
     assert result["status"]["conditions"][0]["reason"] == "InvalidSpec"
+
+
+def test_a_suspended_notebook_runs_no_pod_but_keeps_its_service_and_secret(installed):
+    cp = installed
+    gw = gateway("gw", "e2e-restricted")
+    parent = notebook("sleepy", "e2e-restricted", gateway={"name": "gw"}, suspend=True)
+    children = sync_notebook(parent, {}, related_gateway(gw), NOW, TOKEN)["children"]
+    cp.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=e2e",
+        "-f",
+        "-",
+        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": children}),
+    )
+    wait_for(
+        lambda: cp.kubectl_json(
+            "get", "replicasets", "-n", "e2e-restricted", "-l", "kubeflow.tkestack.io/jupyternotebook=sleepy"
+        )["items"],
+        timeout=60,
+        what="the ReplicaSet of a suspended notebook",
+    )
+    assert cp.kubectl_json("get", "deployment", "sleepy-notebook", "-n", "e2e-restricted")["spec"]["replicas"] == 0
+    assert not cp.kubectl_json(
+        "get", "pods", "-n", "e2e-restricted", "-l", "kubeflow.tkestack.io/jupyternotebook=sleepy"
+    )["items"]
+    assert cp.exists("service", "sleepy-notebook", "-n", "e2e-restricted")
+    assert cp.exists("secret", "sleepy-notebook-auth", "-n", "e2e-restricted")

@@ -245,3 +245,16 @@ def test_metrics_count_calls_latency_errors_children_and_invalid_specs():
         - value(before, f"elastic_jupyter_hook_duration_seconds_count{{{hook}}}")
         == 2
     )
+
+
+def test_an_unexpected_error_is_a_500_that_names_no_secret(monkeypatch):
+    """Metacontroller keeps every child and retries on a 5xx."""
+    import hooks.app
+
+    def broken(*args):
+        raise RuntimeError("boom with c2VjcmV0")
+
+    monkeypatch.setattr(hooks.app, "sync_gateway", broken)
+    response = post("/sync/jupytergateway", sync_request(gateway(), GATEWAY_TYPES, related=kernel_role()))
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error: RuntimeError"}
