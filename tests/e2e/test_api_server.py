@@ -132,32 +132,21 @@ def test_invalid_crs_are_rejected_with_the_fields_name(installed, kind, name, sp
     assert message in res.stderr, res.stderr
 
 
+def write_status(cp: ControlPlane, resource: str, name: str, status: dict) -> dict:
+    """Write ``status`` through the status subresource; return what the API server kept."""
+    patch = json.dumps({"status": status})
+    cp.kubectl("patch", resource, name, "--subresource=status", "--type=merge", "-p", patch)
+    return cp.kubectl_json("get", resource, name)["status"]
+
+
 def test_every_status_field_the_hooks_write_survives_the_status_subresource(installed):
     cp = installed
     parent = cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")
     status = sync_notebook(parent, {}, related_gateway(gateway("jupytergateway-sample")), NOW, TOKEN)["status"]
-    cp.kubectl(
-        "patch",
-        "jupyternotebook",
-        "jupyternotebook-sample",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
-    assert cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")["status"] == status
+    assert write_status(cp, "jupyternotebook", "jupyternotebook-sample", status) == status
     parent = cp.kubectl_json("get", "jupytergateway", "jupytergateway-sample")
     status = sync_gateway(parent, {}, kernel_role(), NOW, TOKEN)["status"]
-    cp.kubectl(
-        "patch",
-        "jupytergateway",
-        "jupytergateway-sample",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        json.dumps({"status": status}),
-    )
-    assert cp.kubectl_json("get", "jupytergateway", "jupytergateway-sample")["status"] == status
+    assert write_status(cp, "jupytergateway", "jupytergateway-sample", status) == status
     table = cp.kubectl("get", "jupyternotebooks").stdout
     assert "http://jupyternotebook-sample-notebook.default.svc:8888" in table
 
