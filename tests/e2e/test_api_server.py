@@ -141,6 +141,7 @@ def write_status(cp: ControlPlane, resource: str, name: str, status: dict) -> di
 
 def test_every_status_field_the_hooks_write_survives_the_status_subresource(installed):
     cp = installed
+    cp.kubectl("apply", "-f", str(ROOT / "manifests" / "samples"))
     parent = cp.kubectl_json("get", "jupyternotebook", "jupyternotebook-sample")
     status = sync_notebook(parent, {}, related_gateway(gateway("jupytergateway-sample")), NOW, TOKEN)["status"]
     assert write_status(cp, "jupyternotebook", "jupyternotebook-sample", status) == status
