@@ -1,9 +1,14 @@
-"""The "next release" of the hooks, for the hot-swap scenario: the same code, another default image."""
+"""The "next release" of the hooks, for the hot-swap scenario: the same code, another default image.
 
-import hooks.notebook
-from hooks.app import app
+Served with `uvicorn --factory hooks_next:create_app`; importing this module changes nothing.
+"""
 
 NEXT_IMAGE = "quay.io/jupyter/base-notebook:2025-03-24"
-hooks.notebook.DEFAULT_NOTEBOOK_IMAGE = NEXT_IMAGE
 
-__all__ = ["app"]
+
+def create_app():
+    import hooks.notebook
+    from hooks.app import app
+
+    hooks.notebook.DEFAULT_NOTEBOOK_IMAGE = NEXT_IMAGE
+    return app

@@ -39,7 +39,7 @@ HOOK_PATHS = {
 class HookServer:
     """Our hook server (uvicorn, access log on so that calls can be counted), stopped by PID."""
 
-    def __init__(self, workdir: Path, app: str = "hooks.app:app", name: str = "hooks") -> None:
+    def __init__(self, workdir: Path, app: str = "hooks.app:app", name: str = "hooks", factory: bool = False) -> None:
         self.port = free_port()
         self.log = workdir / f"{name}-{self.port}.log"
         argv = [
@@ -54,6 +54,8 @@ class HookServer:
             "--app-dir",
             str(Path(__file__).parent),
         ]
+        if factory:
+            argv.append("--factory")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         with self.log.open("ab") as out:
             popen = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -431,7 +433,7 @@ def test_6_hot_swap_of_the_hook_server_without_restarting_metacontroller(cluster
     deployment = get(cp, "deployment", "jupyternotebook-sample-notebook")
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == DEFAULT_NOTEBOOK_IMAGE
     old = cluster["hooks"]
-    cluster["hooks"] = HookServer(cp.workdir, app="hooks_next:app", name="hooks-next")
+    cluster["hooks"] = HookServer(cp.workdir, app="hooks_next:create_app", name="hooks-next", factory=True)
     cp.kubectl("apply", "-k", str(overlay(cp.workdir, cluster["hooks"].port)))
     wait_for(
         lambda: (
