@@ -158,6 +158,10 @@ def uvicorn(app: str, workers: int) -> list[str]:
         "{port}",
         "--workers",
         str(workers),
+        "--loop",
+        "asyncio",  # as `python -m hooks serve` runs it
+        "--http",
+        "httptools",
         "--no-access-log",
         "--log-level",
         "warning",

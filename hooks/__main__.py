@@ -94,7 +94,16 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         uvicorn.run(
-            "hooks.app:app", host=args.host, port=args.port, workers=args.workers, log_level="info", access_log=False
+            "hooks.app:app",
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=False,
+            # The handlers are short CPU work: with uvloop a burst of new connections starved a
+            # few of them for up to 0.8 s (bench/RESULTS.md); the stdlib loop keeps p99 flat.
+            loop="asyncio",
+            http="httptools",
         )
     elif args.command == "render":
         text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
