@@ -31,6 +31,7 @@ from pathlib import Path
 import orjson
 
 from bench import payloads
+from hooks.__main__ import event_loop
 from hooks.gateway import sync_gateway
 from hooks.notebook import sync_notebook
 
@@ -159,7 +160,7 @@ def uvicorn(app: str, workers: int) -> list[str]:
         "--workers",
         str(workers),
         "--loop",
-        "asyncio",  # as `python -m hooks serve` runs it
+        event_loop(workers),  # as `python -m hooks serve` runs it
         "--http",
         "httptools",
         "--no-access-log",

@@ -100,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             log_level="info",
             access_log=False,
-            # The handlers are short CPU work: with uvloop a burst of new connections starved a
-            # few of them for up to 0.8 s (bench/RESULTS.md); the stdlib loop keeps p99 flat.
-            loop="asyncio",
+            loop=event_loop(args.workers),
             http="httptools",
         )
     elif args.command == "render":
@@ -116,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(dump_crd(crd))
             print(f"wrote {path}")
     return 0
+
+
+def event_loop(workers: int) -> str:
+    """The event loop uvicorn should use (measured in bench/RESULTS.md).
+
+    One worker (the manifests' setting): the stdlib loop, because under a burst of new
+    connections uvloop starved a few of them behind the CPU-bound handlers for up to 0.8 s.
+    Several workers: uvloop, because there the stdlib loop leaves TCP_NODELAY off on the
+    shared socket and every answer waits 40 ms for a delayed ACK.
+    """
+    return "asyncio" if workers == 1 else "uvloop"
 
 
 def dump_crd(crd: dict) -> str:
