@@ -44,3 +44,22 @@ def test_at_steady_state_the_desired_children_are_what_was_last_applied(kind, si
             observed["metadata"]["annotations"]["metacontroller.k8s.io/last-applied-configuration"]
         )
         assert child == last_applied
+
+
+@pytest.mark.parametrize(("kind", "size"), CASES)
+def test_the_hooks_leave_no_cyclic_garbage(kind, size):
+    """The server collects garbage rarely (hooks/app.py): every object must die by reference count."""
+    import gc
+
+    request = payloads.notebook_request(size) if kind == "notebook" else payloads.gateway_request()
+    run(kind, request, payloads.NOW)
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(3):
+            run(kind, request, payloads.NOW)
+        gc.collect()
+        assert [type(o).__name__ for o in gc.garbage] == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
