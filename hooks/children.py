@@ -91,6 +91,11 @@ def _as_last_applied(child: dict) -> dict:
     return {**body, "metadata": meta}
 
 
+def response(meta: dict, status: dict, children: list[dict]) -> dict:
+    """A sync hook's answer; only keys Metacontroller's v2 parser accepts."""
+    return {"status": {"observedGeneration": meta.get("generation", 0), **status}, "children": children}
+
+
 def previous_conditions(parent: dict) -> list[dict]:
     """The parent's current conditions (whatever shape a hand-made request gives them)."""
     status = parent.get("status")

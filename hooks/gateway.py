@@ -91,7 +91,7 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
 
     def keep(reason: str, message: str) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)
-        return _response(meta, {**status, "conditions": [ready]}, ch.kept(children))
+        return ch.response(meta, {**status, "conditions": [ready]}, ch.kept(children))
 
     try:
         spec = JupyterGatewaySpec.model_validate(parent.get("spec") or {})
@@ -128,11 +128,7 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
         status["tokenSecret"] = auth_secret_name(name)
     ok, reason, message = ch.deployment_ready(deployment)
     status["conditions"] = [ch.condition("Ready", ok, reason, message, previous, now)]
-    return _response(meta, status, desired)
-
-
-def _response(meta: dict, status: dict, children: list[dict]) -> dict:
-    return {"status": {"observedGeneration": meta.get("generation", 0), **status}, "children": children}
+    return ch.response(meta, status, desired)
 
 
 def render_config(spec: JupyterGatewaySpec) -> str:

@@ -87,7 +87,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     def keep(reason: str, message: str, gateway_cond: dict | None = None) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)
         conditions = [ready] + ([gateway_cond] if gateway_cond else [])
-        return _response(meta, {**status, "conditions": conditions}, ch.kept(children))
+        return ch.response(meta, {**status, "conditions": conditions}, ch.kept(children))
 
     try:
         spec = JupyterNotebookSpec.model_validate(parent.get("spec") or {})
@@ -135,11 +135,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     )
     conditions = [ch.condition("Ready", ok, reason, message, previous, now), suspended]
     status["conditions"] = conditions + ([gateway_cond] if gateway_cond else [])
-    return _response(meta, status, desired)
-
-
-def _response(meta: dict, status: dict, children: list[dict]) -> dict:
-    return {"status": {"observedGeneration": meta.get("generation", 0), **status}, "children": children}
+    return ch.response(meta, status, desired)
 
 
 def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict, previous, now: str):
