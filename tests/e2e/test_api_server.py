@@ -132,6 +132,13 @@ def test_invalid_crs_are_rejected_with_the_fields_name(installed, kind, name, sp
     assert message in res.stderr, res.stderr
 
 
+def apply_children(cp: ControlPlane, children: list[dict]) -> str:
+    """Server-side apply of rendered children, as one List; kubectl's output and warnings."""
+    items = json.dumps({"apiVersion": "v1", "kind": "List", "items": children})
+    res = cp.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input=items)
+    return res.stdout + res.stderr
+
+
 def write_status(cp: ControlPlane, resource: str, name: str, status: dict) -> dict:
     """Write ``status`` through the status subresource; return what the API server kept."""
     patch = json.dumps({"status": status})
@@ -216,15 +223,8 @@ def rendered(case: str) -> list[dict]:
 def test_rendered_children_are_accepted_and_their_pods_admitted_as_restricted(installed, case):
     cp = installed
     children = rendered(case)
-    out = cp.kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=e2e",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": children}),
-    )
-    assert "Warning" not in out.stdout
+    out = apply_children(cp, children)
+    assert "Warning" not in out
     for child in children:
         if child["kind"] != "Deployment":
             continue
@@ -242,14 +242,7 @@ def test_rendered_children_are_accepted_and_their_pods_admitted_as_restricted(in
             "get", "deployments,services,configmaps,secrets,serviceaccounts,rolebindings", "-n", "e2e-restricted"
         )["items"]
     }
-    cp.kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=e2e",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": children}),
-    )
+    apply_children(cp, children)
     after = cp.kubectl_json(
         "get", "deployments,services,configmaps,secrets,serviceaccounts,rolebindings", "-n", "e2e-restricted"
     )["items"]
@@ -280,14 +273,7 @@ def test_a_suspended_notebook_runs_no_pod_but_keeps_its_service_and_secret(insta
     gw = gateway("gw", "e2e-restricted")
     parent = notebook("sleepy", "e2e-restricted", gateway={"name": "gw"}, suspend=True)
     children = sync_notebook(parent, {}, related_gateway(gw), NOW, TOKEN)["children"]
-    cp.kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=e2e",
-        "-f",
-        "-",
-        input=json.dumps({"apiVersion": "v1", "kind": "List", "items": children}),
-    )
+    apply_children(cp, children)
     wait_for(
         lambda: cp.kubectl_json(
             "get", "replicasets", "-n", "e2e-restricted", "-l", "kubeflow.tkestack.io/jupyternotebook=sleepy"
