@@ -9,12 +9,8 @@ import json
 PART_OF = "elastic-jupyter"
 LAST_APPLIED = "metacontroller.k8s.io/last-applied-configuration"
 
-# Metacontroller's keys for the observed children of each type (hook version v2).
-SERVICE_ACCOUNTS = "ServiceAccount.v1"
-ROLE_BINDINGS = "RoleBinding.rbac.authorization.k8s.io/v1"
-CONFIG_MAPS = "ConfigMap.v1"
+# Metacontroller's keys for the observed children the hooks read (hook version v2).
 DEPLOYMENTS = "Deployment.apps/v1"
-SERVICES = "Service.v1"
 SECRETS = "Secret.v1"
 
 # Server-owned metadata a hook must never send back.
