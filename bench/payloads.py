@@ -28,7 +28,7 @@ GATEWAY_TYPES = [
     "Secret.v1",
     "NetworkPolicy.networking.k8s.io/v1",
 ]
-NOTEBOOK_TYPES = ["Deployment.apps/v1", "Service.v1", "Secret.v1"]
+NOTEBOOK_TYPES = ["Deployment.apps/v1", "Service.v1", "Secret.v1", "ConfigMap.v1"]
 
 
 def template(containers: int, env: int, volumes: int) -> dict:

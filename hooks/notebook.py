@@ -6,6 +6,9 @@ Children, all in the notebook's namespace:
   Service    <name>-notebook        port 8888
   Secret     <name>-notebook-auth   the access token, password hash and gateway token, mounted
                                     as files (see notebook_auth)
+  ConfigMap  <name>-notebook-config a jupyter_server_config.py that lets JupyterLab's kernel
+                                    websocket through the gateway (see notebook_config); only
+                                    with spec.gateway
 
 A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
 lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
@@ -17,6 +20,7 @@ from pydantic import ValidationError
 
 from . import children as ch
 from . import notebook_auth as auth
+from . import notebook_config as server_config
 from .gateway import auth_secret_name as gateway_secret_name
 from .gateway import gateway_url
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
@@ -115,6 +119,8 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
     if secret is not None:
         desired.append(secret)
+    if gateway is not None:
+        desired.append(server_config.config_map(name, namespace))
     if spec.auth and spec.auth.secret_ref:
         status["tokenSecret"] = spec.auth.secret_ref.name
     elif secret is not None:
@@ -179,6 +185,10 @@ def _pod_template(
         pod_spec, user_meta = {"containers": [default]}, {}
     problems = _reserved_env(pod_spec)
     auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
+    if gateway is not None:  # the kernel websocket fix for JupyterLab through a gateway
+        config_volume, config_mount = server_config.volume_and_mount(name)
+        auth_volumes, auth_mounts = [*auth_volumes, config_volume], [*auth_mounts, config_mount]
+        auth_env = server_config.with_config_dir(auth_env)
 
     containers = pod_spec["containers"]
     index = next((i for i, c in enumerate(containers) if c["name"] == "notebook"), 0)
@@ -195,7 +205,7 @@ def _pod_template(
     notebook.setdefault("readinessProbe", {"httpGet": {"path": "/api", "port": PORT}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
-    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME):
+    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, server_config.VOLUME):
         if any(v.get("name") == reserved for v in volumes):
             problems.append(f"spec.template.spec.volumes: the name {reserved} is reserved")
     pod_spec = {

@@ -747,7 +747,7 @@ class KernelWS:
 
 
 # ---------------------------------------------------------------------------------------
-# browser check (Playwright driver from its wheel + Debian chromium; no browser download)
+# browser (Playwright driver from its wheel + Debian chromium; no browser download; see jupyterlab.py)
 # ---------------------------------------------------------------------------------------
 
 CHROMIUM_ARGS = [
@@ -760,102 +760,3 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-# Known race (jupyter_server 2.21 gateway mode + EG 3.3.0), reproduced without a browser in
-# probe_facts.py (scenario ws_reconnect_race): JupyterLab 4 first offers the subprotocol
-# v1.kernel.websocket.jupyter.org; in gateway mode the server selects none, which Chromium
-# rejects ("Sent non-empty 'Sec-WebSocket-Protocol' header but no response was received").
-# Lab reconnects at once with the same session_id and no subprotocol while the server's
-# upstream socket for the rejected attempt is still opening; EG logs "Replacing stale
-# connection" and the surviving connection never delivers a message (cell stays [*]).
-# legacy_kernel_ws=True makes the page offer no subprotocol for kernel channels, i.e. it
-# starts where Lab's own fallback ends, so the rest of the UI path can be checked.
-_LEGACY_KERNEL_WS_JS = """
-(() => {
-  const Orig = window.WebSocket;
-  function Patched(url, protocols) {
-    if (String(url).includes('/api/kernels/')) return new Orig(url);
-    return protocols === undefined ? new Orig(url) : new Orig(url, protocols);
-  }
-  Patched.prototype = Orig.prototype;
-  Object.assign(Patched, {CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3});
-  window.WebSocket = Patched;
-})();
-"""
-
-
-def lab_run_cell(
-    base_url: str,
-    token: str,
-    screenshot: Path,
-    *,
-    code: str = "1+1",
-    expect: str = "2",
-    timeout_ms: int = 60_000,
-    legacy_kernel_ws: bool = True,
-    path: str | None = None,
-) -> dict:
-    """Open JupyterLab at base_url/lab?token=..., create a Python 3 notebook from the launcher,
-    run `code`, wait for output `expect`, save a screenshot. Returns timings and the output text.
-    legacy_kernel_ws: see _LEGACY_KERNEL_WS_JS (False reproduces the upstream race).
-    path: open this notebook instead of creating one from the launcher (mind EG culling: a kernel
-    with no connection is culled after cull_idle_timeout, before Lab attaches).
-    A second, intermittent hang (about 1 launcher run in 3 here, with legacy_kernel_ws=True) is
-    not explained yet: Lab's single kernel websocket opens while the EG kernel is still starting,
-    EG answers 101, and no message ever comes back (cell stays [*])."""
-    from playwright.sync_api import sync_playwright
-
-    t0 = time.monotonic()
-    res: dict[str, Any] = {}
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            if legacy_kernel_ws:
-                page.add_init_script(_LEGACY_KERNEL_WS_JS)
-            console: list[str] = []
-            page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-            if path:  # open an existing notebook (its session/kernel may already be running)
-                page.goto(f"{base_url}/lab/tree/{path}?token={token}", timeout=timeout_ms)
-                res["lab_loaded_s"] = round(time.monotonic() - t0, 2)
-            else:  # new notebook from the launcher: Lab starts the kernel itself
-                page.goto(f"{base_url}/lab?reset&token={token}", timeout=timeout_ms)  # reset: no restored tabs
-                card = page.locator('.jp-LauncherCard[data-category="Notebook"]').first
-                card.wait_for(timeout=timeout_ms)
-                res["lab_loaded_s"] = round(time.monotonic() - t0, 2)
-                card.click()
-            # a "Select Kernel" dialog appears when the notebook's kernel is gone (e.g. culled): accept it
-            try:
-                page.locator(".jp-Dialog .jp-mod-accept").click(timeout=3000)
-                res["kernel_dialog_accepted"] = True
-            except Exception:
-                pass
-            # kernel-selection dialog appears only if no default kernel; accept it if it does
-            editor = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Cell .cm-content").first
-            editor.wait_for(timeout=timeout_ms)
-            page.locator(
-                ".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus"
-            ).first.wait_for(timeout=timeout_ms)
-            editor.click()
-            page.keyboard.type(code)
-            page.keyboard.press("Shift+Enter")
-            out = page.locator(".jp-NotebookPanel .jp-OutputArea-output").first
-            out.wait_for(timeout=timeout_ms)
-            page.wait_for_function(
-                "e => document.querySelector('.jp-NotebookPanel .jp-OutputArea-output')?.innerText.trim() === e",
-                arg=expect,
-                timeout=timeout_ms,
-            )
-            res["output"] = out.inner_text().strip()
-            res["prompt"] = page.locator(".jp-NotebookPanel .jp-OutputArea-prompt").first.inner_text().strip()
-            page.screenshot(path=str(screenshot))
-            res["screenshot"] = str(screenshot)
-        except Exception:
-            with contextlib.suppress(Exception):
-                page.screenshot(path=str(screenshot))
-            raise
-        finally:
-            res["seconds"] = round(time.monotonic() - t0, 2)
-            browser.close()
-    return res

@@ -55,7 +55,7 @@ def test_notebook_customize_and_sync_over_http():
     shared = gateway(allowedNamespaces=["team-a"])
     response = post("/sync/jupyternotebook", sync_request(parent, NOTEBOOK_TYPES, related=related_gateway(shared)))
     assert response.status_code == 200
-    assert {c["kind"] for c in response.json()["children"]} == {"Deployment", "Service", "Secret"}
+    assert {c["kind"] for c in response.json()["children"]} == {"Deployment", "Service", "Secret", "ConfigMap"}
 
 
 def test_the_token_is_generated_once_and_kept_over_http():
@@ -197,7 +197,7 @@ def test_render_previews_the_samples_with_secrets_redacted(capsys):
     assert main(["render", "-f", str(ROOT / "manifests" / "samples" / "jupyternotebook-sample.yaml")]) == 0
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
-    assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret"]
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret", "ConfigMap"]
     assert docs[2]["data"] == {"token": "<redacted>", "jupyter_server_config.json": "<redacted>"}
 
 

@@ -12,6 +12,7 @@ from tests.builders import (
     AVAILABLE,
     GATEWAY_TOKEN,
     LATER,
+    ROOT,
     NOW,
     TOKEN,
     by_kind,
@@ -56,7 +57,7 @@ def test_the_seed_sample_points_at_its_gateway():
     gw = load("manifests/samples/jupytergateway-sample.yaml")
     gw["metadata"]["namespace"] = "default"
     result = sync(sample, related=related_gateway(gw))
-    assert {c["kind"] for c in result["children"]} == {"Deployment", "Service", "Secret"}
+    assert {c["kind"] for c in result["children"]} == {"Deployment", "Service", "Secret", "ConfigMap"}
     env = env_of(container_of(result))
     assert env["JUPYTER_GATEWAY_URL"] == "http://jupytergateway-sample.default.svc:8888"
     assert env["KERNEL_USERNAME"] == "jupyternotebook-sample"
@@ -115,8 +116,9 @@ def test_a_missing_gateway_keeps_the_children_and_says_so():
     assert sync(parent, related=related_gateway(None))["children"] == []
     running = observe(sync(notebook(gateway={"name": "gw"}))["children"], TYPES)
     result = sync(parent, running, related=related_gateway(None))
-    assert len(result["children"]) == 3
-    assert {c["metadata"]["name"] for c in result["children"]} == {"nb-notebook", "nb-notebook-auth"}
+    assert len(result["children"]) == 4
+    names = {c["metadata"]["name"] for c in result["children"]}
+    assert names == {"nb-notebook", "nb-notebook-auth", "nb-notebook-config"}
     assert conditions(result)["GatewayReady"]["reason"] == "GatewayNotFound"
     assert conditions(result)["Ready"]["reason"] == "GatewayNotFound"
 
@@ -394,7 +396,8 @@ def test_the_gateway_token_reaches_the_notebook_as_a_config_file_only():
     data = by_kind(result["children"])["Secret"]["data"]
     config = json.loads(base64.b64decode(data["jupyter_server_config.json"]))
     assert config == {"GatewayClient": {"auth_token": GATEWAY_TOKEN}}
-    assert env_of(container_of(result))["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-notebook/auth"
+    config_path = env_of(container_of(result))["JUPYTER_CONFIG_PATH"]
+    assert config_path == "/etc/jupyter-notebook/server:/etc/jupyter-notebook/auth"
     assert GATEWAY_TOKEN not in all_text(result)
     labels = pod_of(result)["metadata"]["labels"]
     assert labels["kubeflow.tkestack.io/gateway-name"] == "gw"
@@ -405,7 +408,7 @@ def test_a_gateway_without_auth_gives_no_token():
     open_gateway = gateway("gw", auth={"mode": "none"})
     result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(open_gateway, token=None))
     assert "jupyter_server_config.json" not in by_kind(result["children"])["Secret"]["data"]
-    assert "JUPYTER_CONFIG_PATH" not in env_of(container_of(result))
+    assert env_of(container_of(result))["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-notebook/server"
 
 
 def test_a_namespace_the_gateway_does_not_allow_gets_no_token_and_keeps_its_children():
@@ -417,7 +420,7 @@ def test_a_namespace_the_gateway_does_not_allow_gets_no_token_and_keeps_its_chil
     assert "team-a" in conditions(result)["GatewayReady"]["message"]
     assert GATEWAY_TOKEN not in json.dumps(result)
     everyone = sync(parent, related=related_gateway(gateway("shared", "infra", allowedNamespaces=["*"])))
-    assert len(everyone["children"]) == 3
+    assert len(everyone["children"]) == 4
 
 
 def test_a_gateway_token_not_there_yet_keeps_the_children():
@@ -432,3 +435,49 @@ def test_a_new_gateway_token_restarts_the_notebook():
         return pod_of(result)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-hash"]
 
     assert restart_hash("one-token-aaaa") != restart_hash("two-token-bbbb")
+
+
+# --- JupyterLab's kernel websocket through a gateway (hooks/notebook_config.py) ----------------
+
+
+def test_a_notebook_on_a_gateway_gets_the_server_config_that_speaks_lab_kernel_protocol():
+    from hooks import notebook_config
+
+    result = sync(notebook(gateway={"name": "gw"}))
+    config_map = by_kind(result["children"])["ConfigMap"]
+    assert config_map["metadata"] == {"name": "nb-notebook-config", "namespace": "default",
+                                      "labels": by_kind(result["children"])["Secret"]["metadata"]["labels"]}  # fmt: skip
+    source = (ROOT / "hooks" / "jupyter_server_config.py").read_text()
+    assert config_map["data"] == {"jupyter_server_config.py": source}, "the file is shipped verbatim"
+    compile(source, "jupyter_server_config.py", "exec")
+    assert "c.ServerApp.kernel_websocket_connection_class = V1GatewayWebSocketConnection" in source
+    volume = next(v for v in pod_of(result)["spec"]["volumes"] if v["name"] == "jupyter-notebook-config")
+    assert volume == {
+        "name": "jupyter-notebook-config",
+        "configMap": {"name": "nb-notebook-config", "defaultMode": 0o444},
+    }
+    mounts = container_of(result)["volumeMounts"]
+    assert {"name": "jupyter-notebook-config", "mountPath": notebook_config.CONFIG_DIR, "readOnly": True} in mounts
+    assert env_of(container_of(result))["JUPYTER_CONFIG_PATH"].split(":")[0] == notebook_config.CONFIG_DIR
+
+
+def test_without_a_gateway_the_server_keeps_its_own_kernel_connection():
+    result = sync(notebook(), related={})
+    assert "ConfigMap" not in by_kind(result["children"])
+    assert "jupyter-notebook-config" not in {v["name"] for v in pod_of(result)["spec"]["volumes"]}
+    assert env_of(container_of(result)).get("JUPYTER_CONFIG_PATH") in (None, "/etc/jupyter-notebook/auth")
+
+
+def test_the_server_config_volume_name_is_reserved():
+    template = {"spec": {"containers": [{"name": "notebook", "image": "img"}],
+                         "volumes": [{"name": "jupyter-notebook-config", "emptyDir": {}}]}}  # fmt: skip
+    result = sync(notebook(gateway={"name": "gw"}, template=template))
+    assert conditions(result)["Ready"]["reason"] == "InvalidSpec"
+    assert "jupyter-notebook-config is reserved" in conditions(result)["Ready"]["message"]
+    assert result["children"] == []
+
+
+def test_the_server_config_is_the_same_on_every_sync():
+    first = sync(notebook(gateway={"name": "gw"}))
+    again = sync(notebook(gateway={"name": "gw"}), observe(first["children"], TYPES), now=LATER)
+    assert json.dumps(first["children"], sort_keys=True) == json.dumps(again["children"], sort_keys=True)

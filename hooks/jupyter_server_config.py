@@ -1,0 +1,86 @@
+"""Jupyter Server configuration the JupyterNotebook hook mounts into every notebook (ConfigMap).
+
+Not imported by the hooks: this file is the content of the notebook's ConfigMap, read by the
+notebook's Jupyter Server from a directory on JUPYTER_CONFIG_PATH (``c`` is the config object).
+
+Why: JupyterLab 4 opens a kernel websocket offering the subprotocol
+``v1.kernel.websocket.jupyter.org``. In gateway mode Jupyter Server (since jupyter_server#1310)
+selects none, because Enterprise Gateway 3.3 (jupyter_server 1.24) only speaks the JSON
+("legacy") protocol. Chromium then fails the handshake; Lab retries at once without a
+subprotocol, and the server's two upstream connections for the same session race on the
+gateway ("Replacing stale connection"), which can leave the first cell at ``[*]``.
+
+This connection class accepts v1 when the browser offers it and translates each message
+between v1 (browser side) and JSON (gateway side), so the first handshake succeeds and no
+second connection is made. A client that offers no subprotocol gets the plain proxy, as before.
+"""
+
+import json
+
+from jupyter_client.jsonutil import json_default
+from jupyter_server.gateway.connections import GatewayWebSocketConnection
+from jupyter_server.services.kernels.connection.base import (
+    deserialize_binary_message,
+    deserialize_msg_from_ws_v1,
+    serialize_binary_message,
+    serialize_msg_to_ws_v1,
+)
+from tornado.websocket import WebSocketClosedError
+from traitlets import Unicode
+
+V1 = "v1.kernel.websocket.jupyter.org"
+PARTS = ("header", "parent_header", "metadata", "content")
+
+
+def v1_to_gateway(frame: bytes) -> str | bytes:
+    """A v1 frame from the browser as the gateway's JSON text (binary only if it has buffers)."""
+    channel, parts = deserialize_msg_from_ws_v1(frame)
+    msg = {key: json.loads(part) for key, part in zip(PARTS, parts[:4], strict=True)}
+    msg["channel"] = channel
+    msg["buffers"] = [bytes(b) for b in parts[4:]]
+    return serialize_binary_message(msg) if msg["buffers"] else json.dumps(msg)
+
+
+def gateway_to_v1(message: str | bytes) -> bytes:
+    """A gateway message (JSON text, or the JSON-with-buffers binary form) as a v1 frame."""
+    if isinstance(message, str) and message.startswith("{"):
+        msg, buffers = json.loads(message), []
+    else:  # the gateway client hands binary frames over utf-8 decoded
+        msg = deserialize_binary_message(message.encode("utf-8") if isinstance(message, str) else message)
+        buffers = msg["buffers"]
+    parts = [json.dumps(msg.get(key) or {}, default=json_default).encode() for key in PARTS]
+    return serialize_msg_to_ws_v1([*parts, *buffers], msg.get("channel") or "iopub")
+
+
+class V1GatewayWebSocketConnection(GatewayWebSocketConnection):
+    """The gateway proxy, speaking v1 to browsers that offer it and JSON to the gateway."""
+
+    # None: the handler selects v1 if the client offers it, else no subprotocol (JSON).
+    kernel_ws_protocol = Unicode(None, allow_none=True, config=True)
+
+    @property
+    def speaks_v1(self) -> bool:
+        return getattr(self.websocket_handler, "selected_subprotocol", None) == V1
+
+    def _write_message(self, message):
+        """Send one browser message to the gateway (the base class calls this once the
+        upstream connection is open); binary frames as binary, which the base class does not."""
+        try:
+            if self.speaks_v1:
+                message = v1_to_gateway(message)
+            if not self.disconnected and self.ws is not None:
+                self.ws.write_message(message, binary=isinstance(message, bytes))
+        except Exception as e:
+            self.log.error(f"Exception writing message to websocket: {e}")
+
+    def handle_outgoing_message(self, incoming_msg, *args):
+        if not self.speaks_v1:
+            return super().handle_outgoing_message(incoming_msg, *args)
+        try:
+            self.websocket_handler.write_message(gateway_to_v1(incoming_msg), binary=True)
+        except WebSocketClosedError:
+            self.log.debug("Notebook client closed websocket connection - message dropped")
+
+
+c = get_config()  # noqa: F821 -- provided by Jupyter's config loader
+c.ServerApp.kernel_websocket_connection_class = V1GatewayWebSocketConnection
