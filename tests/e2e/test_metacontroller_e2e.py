@@ -127,7 +127,12 @@ GATEWAY_CHILDREN = [
     ("secret", "-gateway-auth"),
     ("networkpolicy", "-gateway"),
 ]
-NOTEBOOK_CHILDREN = [("deployment", "-notebook"), ("service", "-notebook"), ("secret", "-notebook-auth")]
+NOTEBOOK_CHILDREN = [
+    ("deployment", "-notebook"),
+    ("service", "-notebook"),
+    ("secret", "-notebook-auth"),
+    ("configmap", "-notebook-config"),  # every notebook here uses a gateway
+]
 
 
 def wait_children(cp, namespace, name, kind, children, timeout=60.0) -> dict[str, dict]:

@@ -8,14 +8,19 @@ the launcher (Lab starts a fresh kernel for it) and closed with "Close and Shut 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from pathlib import Path
 from typing import Any, Self
 
 from localrun import CHROMIUM, CHROMIUM_ARGS
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 NOTEBOOK = ".jp-NotebookPanel:not(.lm-mod-hidden)"
-STATUS = f"{NOTEBOOK} .jp-Notebook-ExecutionIndicator"
+# The status bar's "<kernel> | <status>" reads "Idle" only once the kernel's websocket is connected
+# and the kernel idle ("No Kernel | Initializing" before). The toolbar's execution indicator starts
+# at "idle" before any kernel exists, and a cell run then is silently not executed ("[ ]").
+STATUS_BAR = ".jp-StatusBar-TextItem"
 
 
 class JupyterLab:
@@ -56,19 +61,19 @@ class JupyterLab:
     def new_notebook(self) -> None:
         """A new Python notebook from the launcher; returns once its kernel reports idle."""
         card = self.page.locator('.jp-LauncherCard[data-category="Notebook"]').first
-        if not card.is_visible():
-            self.page.locator(".jp-mod-current .lm-TabBar-addButton, .lm-TabBar-addButton").first.click()
+        try:  # Lab opens a launcher when the last tab closes
+            card.wait_for(timeout=3000)
+        except PlaywrightTimeout:
+            self.menu("File", "New Launcher")
         card.click()
         self.page.locator(f"{NOTEBOOK} .jp-Cell .cm-content").first.wait_for()
         self.wait_status("idle")
         self.cells = 0
 
-    def status(self) -> str | None:
-        return self.page.locator(STATUS).first.get_attribute("data-status")
-
     def wait_status(self, status: str, timeout_ms: int | None = None) -> None:
-        """Wait until the notebook's kernel status indicator shows ``status``."""
-        self.page.locator(f"{STATUS}[data-status='{status}']").first.wait_for(timeout=timeout_ms or self.timeout_ms)
+        """Wait until the status bar shows the current notebook's kernel as ``status`` (idle, busy...)."""
+        shown = re.compile(rf"\S \| {status}$", re.IGNORECASE)
+        self.page.locator(STATUS_BAR).filter(has_text=shown).first.wait_for(timeout=timeout_ms or self.timeout_ms)
 
     def run(self, code: str, *, wait: bool = True) -> dict[str, Any]:
         """Type ``code`` into the next cell and run it; with ``wait``, until its prompt shows a number.
