@@ -12,8 +12,8 @@ from tests.builders import (
     AVAILABLE,
     GATEWAY_TOKEN,
     LATER,
-    ROOT,
     NOW,
+    ROOT,
     TOKEN,
     by_kind,
     child_types,
@@ -445,8 +445,8 @@ def test_a_notebook_on_a_gateway_gets_the_server_config_that_speaks_lab_kernel_p
 
     result = sync(notebook(gateway={"name": "gw"}))
     config_map = by_kind(result["children"])["ConfigMap"]
-    assert config_map["metadata"] == {"name": "nb-notebook-config", "namespace": "default",
-                                      "labels": by_kind(result["children"])["Secret"]["metadata"]["labels"]}  # fmt: skip
+    labels = by_kind(result["children"])["Secret"]["metadata"]["labels"]
+    assert config_map["metadata"] == {"name": "nb-notebook-config", "namespace": "default", "labels": labels}
     source = (ROOT / "hooks" / "jupyter_server_config.py").read_text()
     assert config_map["data"] == {"jupyter_server_config.py": source}, "the file is shipped verbatim"
     compile(source, "jupyter_server_config.py", "exec")
