@@ -82,18 +82,31 @@ def request(msg_type: str, channel: str, content: dict, session: str) -> dict:
 
 
 def replies(ws, parent_id: str, until: str, timeout: float = 30) -> list[dict]:
-    """v1 messages caused by ``parent_id`` up to the first of type ``until`` (each must be binary v1)."""
+    """v1 messages caused by ``parent_id``, until one of type ``until`` and the kernel's idle status
+    have both come (shell and iopub are not ordered with each other). Each must be a binary v1 frame."""
+    import websocket
+
     got, deadline = [], time.monotonic() + timeout
+    ws.settimeout(1)  # short reads: the server's pings must not keep one recv() waiting forever
     while time.monotonic() < deadline:
-        ws.settimeout(deadline - time.monotonic())
-        frame = ws.recv()
+        try:
+            frame = ws.recv()
+        except websocket.WebSocketTimeoutException:
+            continue
         assert isinstance(frame, bytes), f"a text frame on a v1 connection: {frame[:200]!r}"
         msg = from_v1(frame)
         if msg["parent_header"].get("msg_id") == parent_id:
             got.append(msg)
-            if msg["header"]["msg_type"] == until:
+            types = [(m["header"]["msg_type"], m["content"].get("execution_state")) for m in got]
+            if ("status", "idle") in types and until in [t for t, _ in types]:
                 return got
-    raise AssertionError(f"no {until} for {parent_id} in {timeout}s: {[m['header']['msg_type'] for m in got]}")
+    raise AssertionError(f"no {until} and idle for {parent_id} in {timeout}s: {[m['header']['msg_type'] for m in got]}")
+
+
+def first(messages: list[dict], msg_type: str) -> dict:
+    found = [m for m in messages if m["header"]["msg_type"] == msg_type]
+    assert found, f"no {msg_type} among {[m['header']['msg_type'] for m in messages]}"
+    return found[0]
 
 
 def test_the_notebook_speaks_v1_to_clients_that_offer_it_and_json_to_the_gateway(shared):
@@ -110,24 +123,26 @@ def test_the_notebook_speaks_v1_to_clients_that_offer_it_and_json_to_the_gateway
         run = request("execute_request", "shell", {"code": "6 * 7", "silent": False}, session)
         ws.send_binary(v1_frame("shell", run))
         messages = replies(ws, run["header"]["msg_id"], "execute_reply")
-        result = next(m for m in messages if m["header"]["msg_type"] == "execute_result")
+        result = first(messages, "execute_result")
         assert (result["channel"], result["content"]["data"]["text/plain"]) == ("iopub", "42")
-        assert messages[-1]["channel"] == "shell" and messages[-1]["content"]["status"] == "ok"
-        # Binary buffers both ways: a comm the kernel opens echoes what it receives.
+        reply = first(messages, "execute_reply")
+        assert (reply["channel"], reply["content"]["status"]) == ("shell", "ok")
+        # Binary buffers from the browser reach the kernel: a comm the kernel opens echoes them as text.
+        # (Not the other way: Jupyter Server's gateway client fails on binary frames from the gateway;
+        # see README, Known limits.)
         code = (
             "from comm import create_comm\n"
             "echo = create_comm(target_name='echo', data={})\n"
-            "echo.on_msg(lambda m: echo.send({'got': [bytes(b).decode() for b in m['buffers']]}, buffers=[b'back']))"
+            "echo.on_msg(lambda m: echo.send({'got': [bytes(b).decode() for b in m['buffers']]}))"
         )
         opening = request("execute_request", "shell", {"code": code, "silent": False}, session)
         ws.send_binary(v1_frame("shell", opening))
         opened = replies(ws, opening["header"]["msg_id"], "execute_reply")
-        comm_id = next(m for m in opened if m["header"]["msg_type"] == "comm_open")["content"]["comm_id"]
+        comm_id = first(opened, "comm_open")["content"]["comm_id"]
         echo = request("comm_msg", "shell", {"comm_id": comm_id, "data": {}}, session)
         ws.send_binary(v1_frame("shell", echo, [b"buffer-1", b"buffer-2"]))
-        answer = replies(ws, echo["header"]["msg_id"], "comm_msg")[-1]
+        answer = first(replies(ws, echo["header"]["msg_id"], "comm_msg"), "comm_msg")
         assert answer["content"]["data"] == {"got": ["buffer-1", "buffer-2"]}
-        assert answer["buffers"] == [b"back"]
     finally:
         ws.close()
     assert server.api("DELETE", f"/api/kernels/{kernel['id']}")[0] == 204
