@@ -8,6 +8,7 @@ patched and nothing is retried: every notebook must run its first cell on the fi
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import time
@@ -16,6 +17,7 @@ import uuid
 import localrun as lr
 import pytest
 from jupyterlab import JupyterLab
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from rendered import container_and_files, gateway_cr, notebook_cr, render_gateway, render_notebook, secret_value
 
 pytestmark = pytest.mark.integration
@@ -189,6 +191,8 @@ def test_restart_and_interrupt_from_lab_menu_work_through_the_gateway(shared, ar
         lab.wait_status("idle")
 
         lab.menu("Kernel", "Restart Kernel", accept=True)
+        with contextlib.suppress(PlaywrightTimeout):  # only to not run the next cell on the old kernel
+            lab.wait_status("restarting", timeout_ms=5000)
         lab.wait_status("idle")
         assert lab.run("1+1") == {"output": "2", "prompt": "[1]:"}, "execution count starts again after a restart"
         forgotten = lab.run("x")
