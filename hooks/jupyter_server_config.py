@@ -60,7 +60,10 @@ class V1GatewayWebSocketConnection(GatewayWebSocketConnection):
 
     @property
     def speaks_v1(self) -> bool:
-        return getattr(self.websocket_handler, "selected_subprotocol", None) == V1
+        try:
+            return self.websocket_handler.selected_subprotocol == V1
+        except (AssertionError, AttributeError):  # tornado: the browser's side has closed
+            return False
 
     def _write_message(self, message):
         """Send one browser message to the gateway (the base class calls this once the
