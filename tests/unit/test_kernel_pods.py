@@ -413,3 +413,23 @@ def test_the_gateway_container_finds_no_kernelspec_but_ours():
         "whitelist": ["python_gpu", "python_kubernetes"],
         "ensure_native_kernel": False,
     }
+
+
+def test_the_sweep_looks_for_this_gateways_kernels_where_it_may_have_run_them():
+    sweep = json.loads(DATA["sweep.json"])
+    assert sweep == {
+        "namespaces": ["gateways", "team-a"],
+        "selector": "component=kernel,kubeflow.tkestack.io/gateway-name=gw,"
+        "kubeflow.tkestack.io/gateway-namespace=gateways",
+    }
+    pod = launch(client_env())
+    labels = pod["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in (part.split("=") for part in sweep["selector"].split(",")))
+    everyone = kernelspec_data(gateway("gw", "gateways", allowedNamespaces=["*", "team-b"]))
+    assert json.loads(everyone["sweep.json"])["namespaces"] == ["gateways", "team-b"]
+    deployment = next(
+        c for c in sync_gateway(PARENT, {}, kernel_role(), NOW, TOKEN)["children"] if c["kind"] == "Deployment"
+    )
+    first = deployment["spec"]["template"]["spec"]["initContainers"][0]
+    assert first["name"] == "sweep-kernels" and first["command"][-1].endswith("/sweep.json")
+    assert DATA["kernel_sweep.py"].startswith('"""Delete the kernel pods a previous gateway left behind')
