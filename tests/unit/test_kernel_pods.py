@@ -264,6 +264,13 @@ def test_the_workspace_is_mounted_where_the_notebook_has_it_and_the_kernel_start
         guard.checked_env({**env, "KERNEL_WORKSPACE_ACCESS_MODE": "ReadOnlyMany"}, policy())
 
 
+def test_the_gateway_containers_jupyter_directories_stay_out_of_the_kernel_pod():
+    env = client_env(JUPYTER_DATA_DIR="/var/lib/jupyter-gateway/state/data", JUPYTER_CONFIG_PATH="/etc/x", LANG="C")
+    checked = guard.checked_env(env, policy())
+    assert "JUPYTER_DATA_DIR" not in checked and "JUPYTER_CONFIG_PATH" not in checked
+    assert checked["LANG"] == "C"
+
+
 def test_without_a_workspace_there_is_no_working_directory():
     pod = launch(client_env(KERNEL_WORKING_DIR="/home/jovyan/work/x"))
     assert "workingDir" not in pod["spec"]["containers"][0]
