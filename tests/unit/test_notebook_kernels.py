@@ -83,7 +83,7 @@ def test_revoked_access_removes_the_role_binding_and_keeps_the_rest(revoked):
     running = observe(sync(parent)["children"], TYPES)
     result = sync(parent, running, revoked)
     kinds = sorted(c["kind"] for c in result["children"])
-    assert kinds == ["Deployment", "Secret", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service"]
 
 
 def test_a_new_workspace_is_a_claim_mounted_where_kernels_mount_it():
@@ -137,6 +137,7 @@ def test_a_steady_notebook_with_kernels_is_answered_byte_identically():
     parent["status"] = sync(parent, observed)["status"]
     assert json.dumps(sync(parent, observed)) == json.dumps(sync(parent, observed))
     assert sorted(c["kind"] for c in sync(parent, observed)["children"]) == [
+        "ConfigMap",
         "Deployment",
         "PersistentVolumeClaim",
         "RoleBinding",
