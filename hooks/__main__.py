@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--token-file",
+        help="file holding the bearer token callers must send (mounted from a Secret); without it, no auth",
+    )
     show = sub.add_parser("render", help="print the children the hooks would create")
     show.add_argument("-f", "--filename", required=True, help="YAML file of CRs ('-' for stdin)")
     write = sub.add_parser("crds", help="write the generated CRDs")
@@ -91,18 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        import uvicorn
+        from .serving import serve
 
-        uvicorn.run(
-            "hooks.app:app",
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level="info",
-            access_log=False,
-            loop=event_loop(args.workers),
-            http="httptools",
-        )
+        serve(args.host, args.port, args.workers, args.token_file)
     elif args.command == "render":
         text = sys.stdin.read() if args.filename == "-" else Path(args.filename).read_text()
         documents = [d for d in yaml.safe_load_all(text) if d]
@@ -114,17 +109,6 @@ def main(argv: list[str] | None = None) -> int:
             path.write_text(dump_crd(crd))
             print(f"wrote {path}")
     return 0
-
-
-def event_loop(workers: int) -> str:
-    """The event loop uvicorn should use (measured in bench/RESULTS.md).
-
-    One worker (the manifests' setting): the stdlib loop, because under a burst of new
-    connections uvloop starved a few of them behind the CPU-bound handlers for up to 0.8 s.
-    Several workers: uvloop, because there the stdlib loop leaves TCP_NODELAY off on the
-    shared socket and every answer waits 40 ms for a delayed ACK.
-    """
-    return "asyncio" if workers == 1 else "uvloop"
 
 
 def dump_crd(crd: dict) -> str:
