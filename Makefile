@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration e2e e2e-metacontroller bench lint crds render clean system-deps runtimes
+.PHONY: run test unit integration e2e e2e-metacontroller bench bench-abuse lint crds render clean system-deps runtimes
 
 # Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
@@ -61,6 +61,10 @@ unit: $(VENV)/.installed .cache/bin/psacheck
 ## bench: latency, throughput and memory of the hook server against two references
 bench: system-deps $(VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## bench-abuse: the hook server against a 200 MB body and header, 1,000 slow clients, random child kinds
+bench-abuse: $(VENV)/.installed
+	$(BIN)/python -m bench.abuse
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
