@@ -99,10 +99,16 @@ def _authorized(request: Request) -> bool:
 
 
 async def _read_body(request: Request) -> bytes:
-    """The body, refused (413) as soon as it is known to exceed MAX_BODY_BYTES."""
+    """The body, refused (413) as soon as it is known to exceed MAX_BODY_BYTES.
+
+    With a Content-Length the HTTP parser delivers no more than it declares, so a declared
+    size within the limit is read as is; a chunked body is counted as it arrives.
+    """
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BadRequest(413, "too_large", f"request body of {declared} bytes exceeds {MAX_BODY_BYTES} bytes")
+    if declared is not None and declared.isdigit():
+        if int(declared) > MAX_BODY_BYTES:
+            raise BadRequest(413, "too_large", f"request body of {declared} bytes exceeds {MAX_BODY_BYTES} bytes")
+        return await request.body()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
