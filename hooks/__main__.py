@@ -57,7 +57,15 @@ def _check(doc: object) -> str | None:
     return None
 
 
-def render(documents: list[tuple[str, dict]], allow_all: bool = False) -> tuple[list[dict], list[str]]:
+def render(documents: list[dict], allow_all: bool = False) -> list[dict]:
+    """The children of ``documents`` (see render_named); ValueError if one renders nothing."""
+    children, errors = render_named([(f"document {i}", d) for i, d in enumerate(documents, 1)], allow_all)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return children
+
+
+def render_named(documents: list[tuple[str, dict]], allow_all: bool = False) -> tuple[list[dict], list[str]]:
     """Children of every JupyterGateway and JupyterNotebook in ``documents``, as on a first sync.
 
     Returns (children, errors): one line per document that renders nothing, naming it. What the
@@ -170,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded, failed = load("<stdin>" if name == "-" else name, text)
             documents += loaded
             errors += failed
-        children, problems = render(documents, args.assume_gateways_allow_all_namespaces)
+        children, problems = render_named(documents, args.assume_gateways_allow_all_namespaces)
         for line in errors + problems:
             print(f"render: {line}", file=sys.stderr)
         if errors or problems:
