@@ -73,10 +73,13 @@ def read_token(path: str | None) -> bytes | None:
     """The bearer token Metacontroller must send, from a file mounted from a Secret (None: no auth)."""
     if not path:
         return None
-    with open(path, "rb") as f:
-        token = f.read().strip()  # Metacontroller trims the Secret's value the same way
+    try:
+        with open(path, "rb") as f:
+            token = f.read().strip()  # Metacontroller trims the Secret's value the same way
+    except OSError as exc:
+        raise SystemExit(f"--token-file {path}: {exc.strerror}") from None
     if not token:
-        raise SystemExit(f"{TOKEN_FILE_ENV}: {path} is empty")
+        raise SystemExit(f"--token-file {path} is empty")
     return token
 
 

@@ -4,6 +4,9 @@ The scenarios are bench/abuse.py's; these tests assert what does not depend on t
 print the figures (`pytest -s`). `python -m bench.abuse` checks the latency targets.
 """
 
+import subprocess
+import sys
+
 import httpx
 import pytest
 
@@ -69,3 +72,15 @@ def test_metric_series_are_bounded_whatever_kinds_requests_claim(server):
     print(figures)
     assert figures["requests answered 200"] == 10_000, figures
     assert figures["series after"] <= figures["series before"] + 10, figures
+
+
+@pytest.mark.parametrize(("content", "message"), [(None, "No such file"), ("\n", "is empty")])
+def test_a_missing_or_empty_token_file_stops_the_server(tmp_path, content, message):
+    token_file = tmp_path / "token"
+    if content is not None:
+        token_file.write_text(content)
+    argv = [sys.executable, "-m", "hooks", "serve", "--port", str(abuse.free_port()), "--token-file", str(token_file)]
+    result = subprocess.run(argv, cwd=abuse.ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "Application startup failed" in result.stderr + result.stdout
+    assert f"--token-file {token_file}" in result.stderr and message in result.stderr
