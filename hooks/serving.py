@@ -2,7 +2,9 @@
 
 uvicorn's httptools protocol (kept for its speed, bench/RESULTS.md) accepts request
 headers of any size and waits forever for a request that never finishes arriving: its
-only timer is the keep-alive one between requests. ``GuardedHttpToolsProtocol`` adds:
+only timer is the keep-alive one between requests. (uvicorn's h11 protocol bounds headers
+with h11_max_incomplete_event_size but has no such deadline either, and parses in pure
+Python.) ``GuardedHttpToolsProtocol`` adds:
 
 - a header limit: more than ``MAX_HEADER_BYTES`` before the end of the headers gets a 431
   and the connection is closed (a 200 MB header used to be buffered whole);
