@@ -46,7 +46,7 @@ def _check(doc: object) -> str | None:
         return f"not a Kubernetes object but a {type(doc).__name__}"
     if not any(doc.get("apiVersion") == api and doc.get("kind") == kind for api, kind in RENDERED):
         return (
-            f"unknown kind {doc.get('apiVersion')} {doc.get('kind')}: "
+            f"unknown kind {doc.get('apiVersion')!r} {doc.get('kind')!r}: "
             f"render takes {API_VERSION} JupyterGateway and JupyterNotebook"
         )
     meta = doc.get("metadata")
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             errors += failed
         children, problems = render_named(documents, args.assume_gateways_allow_all_namespaces)
         for line in errors + problems:
-            print(f"render: {line}", file=sys.stderr)
+            print("render: " + line.replace("\n", "\\n"), file=sys.stderr)  # one line each
         if errors or problems:
             return 1
         yaml.safe_dump_all(children, sys.stdout, sort_keys=False)

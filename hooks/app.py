@@ -108,7 +108,7 @@ async def _read_body(request: Request) -> bytes:
     size within the limit is read as is; a chunked body is counted as it arrives.
     """
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
+    if declared is not None and declared.isascii() and declared.isdigit():
         if int(declared) > MAX_BODY_BYTES:
             raise BadRequest(413, "too_large", f"request body of {declared} bytes exceeds {MAX_BODY_BYTES} bytes")
         return await request.body()
@@ -158,21 +158,16 @@ def _parse(body: bytes, model: type[BaseModel], kind: str) -> dict:
 
 
 def _hook(path: str, model: type[BaseModel], kind: str, call: Callable[[dict], dict]) -> None:
-    """Register POST ``path``: parse, call the pure function, answer, and measure."""
+    """Register POST ``path``: check the token, read and parse, call the pure function, answer, measure."""
     name = path.strip("/")
     latency = metrics.LATENCY.labels(name)
-
-    def answer(body: bytes) -> tuple[bytes, dict]:
-        result = call(_parse(body, model, kind))
-        return orjson.dumps(result), result
 
     async def route(request: Request) -> Response:
         started = time.perf_counter()
         try:
             if not _authorized(request):
                 raise BadRequest(401, "unauthorized", "missing or wrong bearer token")
-            body = await _read_body(request)
-            answered, result = answer(body)
+            result = call(_parse(await _read_body(request), model, kind))
         except BadRequest as exc:
             metrics.ERRORS.labels(name, exc.kind).inc()
             metrics.CALLS.labels(name, str(exc.status)).inc()
@@ -189,10 +184,11 @@ def _hook(path: str, model: type[BaseModel], kind: str, call: Callable[[dict], d
             metrics.ERRORS.labels(name, "internal").inc()
             metrics.CALLS.labels(name, "500").inc()
             return JSONResponse(status_code=500, content={"error": f"internal error: {type(exc).__name__}"})
+        body = orjson.dumps(result)
         metrics.record_result(name, result)
         metrics.CALLS.labels(name, "200").inc()
         latency.observe(time.perf_counter() - started)
-        return Response(content=answered, media_type="application/json")
+        return Response(content=body, media_type="application/json")
 
     app.add_api_route(path, route, methods=["POST"], name=name)
 

@@ -258,7 +258,7 @@ def server_address(container: dict, where: str = "") -> tuple[int, str, str | No
             values["port" if flag in _PORT_FLAGS else "base_url"] = value
     port_text = values["port"] if "port" in values else str(env.get("JUPYTER_PORT") or PORT)
     port, problem = PORT, None
-    if port_text.isdigit() and 1 <= int(port_text) <= 65535:
+    if port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535:
         port = int(port_text)
     else:
         problem = f"{where}: the Jupyter server's port {port_text!r} is not a port number (1-65535)"

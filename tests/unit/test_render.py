@@ -26,7 +26,7 @@ def run(capsys, tmp_path, text: str, *flags: str) -> tuple[int, str, list[str]]:
     ("text", "document", "problem"),
     [
         (GATEWAY + "---\nkind: [unclosed\n", 2, "not valid YAML"),
-        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", 1, "unknown kind v1 Pod"),
+        ("apiVersion: v1\nkind: Pod\nmetadata: {name: p}\n", 1, "unknown kind 'v1' 'Pod'"),
         ("apiVersion: example.com/v1\nkind: JupyterGateway\nmetadata: {name: g}\n", 1, "unknown kind"),
         (GATEWAY + "---\n" + NOTEBOOK.replace("{name: nb}", "{namespace: x}"), 2, "metadata.name is missing"),
         (NOTEBOOK.replace("metadata: {name: nb}", "metadata: nb"), 1, "metadata.name is missing"),
