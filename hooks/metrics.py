@@ -44,7 +44,16 @@ NOT_READY = Counter(
 # Label values come from these closed sets, whatever a request holds: a kept child's kind is
 # the observed object's, so a label per claimed kind would let any caller grow /metrics.
 CHILD_KINDS = frozenset(
-    {"ServiceAccount", "RoleBinding", "ConfigMap", "Deployment", "Service", "Secret", "NetworkPolicy"}
+    {
+        "ServiceAccount",
+        "RoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "Secret",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+    }
 )
 NOT_READY_REASONS = frozenset(
     {
@@ -59,6 +68,7 @@ NOT_READY_REASONS = frozenset(
         "NamespaceNotAllowed",
         "GatewayTokenNotFound",
         "Suspended",
+        "KernelRoleNotAllowed",
     }
 )
 

@@ -7,10 +7,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hooks.__main__ import main
+from hooks.__main__ import main, render
 from tests.builders import ROOT
 
 GATEWAY = "apiVersion: kubeflow.tkestack.io/v1alpha1\nkind: JupyterGateway\nmetadata: {name: gw}\n"
+SAMPLES = ["jupytergateway-sample.yaml", "jupyternotebook-sample.yaml"]
 NOTEBOOK = "apiVersion: kubeflow.tkestack.io/v1alpha1\nkind: JupyterNotebook\nmetadata: {name: nb}\n"
 
 
@@ -96,5 +97,6 @@ def test_make_render_prints_only_yaml():
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     docs = list(yaml.safe_load_all(result.stdout))
-    assert len(docs) == 10 and all(isinstance(d, dict) and d["kind"] for d in docs)
+    samples = [yaml.safe_load((ROOT / "manifests" / "samples" / f).read_text()) for f in SAMPLES]
+    assert [d["kind"] for d in docs] == [c["kind"] for c in render(samples)]
     assert not [line for line in result.stdout.splitlines() if line.startswith(("#", "cat ", "make"))]
