@@ -52,13 +52,13 @@ async def lifespan(_: FastAPI) -> AsyncIterator[None]:
 
 app = FastAPI(title="elastic-jupyter hooks", docs_url=None, redoc_url=None, lifespan=lifespan)
 
-# Largest request body accepted: twice a notebook request observing 1,000 children as the API
-# server returns them (bench/payloads.py many_children_request: 8.2 MiB with the large pod
-# template). Real requests are 16-40 KB: a parent owns 3 or 7 children. Parsing 16 MiB peaks
-# at about 165 MB RSS, within the 256Mi limit of a replica.
+# Largest request body accepted: more than twice a notebook request observing 1,000 children as
+# the API server returns them (bench/payloads.py many_children_request, large pod template:
+# 6.75 MiB). Real requests are 16-40 KB: a parent owns a handful of children. Parsing 16 MiB
+# peaks at about 165 MB RSS, within the 256Mi limit of a replica.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 # Bodies above this are parsed with the cyclic GC paused (see _loads). /healthz waits while a
-# body is parsed: about 70 ms for the 8.2 MiB request, 150-250 ms at the limit, well within
+# body is parsed: about 70-230 ms for a 7-8 MiB request, up to about 250 ms at the limit, well within
 # the probes' 1 s timeout. Parsing on a worker thread did not shorten that wait (measured):
 # orjson holds the GIL for the whole parse.
 BIG_BODY_BYTES = 256 * 1024
