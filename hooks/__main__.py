@@ -15,7 +15,7 @@ import yaml
 
 from .app import now
 from .crd import crds
-from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, customize_gateway, sync_gateway
+from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, auth_secret_name, customize_gateway, sync_gateway
 from .models import API_VERSION
 from .notebook import GATEWAYS, customize_notebook, sync_notebook
 
@@ -56,7 +56,10 @@ def render(documents: list[dict]) -> list[dict]:
 def _assumed(customized: dict, doc: dict, given: dict) -> dict:
     related: dict = {}
     for rule in customized["relatedResources"]:
-        name = rule["names"][0]
+        if "names" in rule:
+            name = rule["names"][0]
+        else:  # the gateway's token Secret, selected by labels
+            name = auth_secret_name(rule["labelSelector"]["matchLabels"]["kubeflow.tkestack.io/jupytergateway"])
         key = f"{rule['namespace']}/{name}" if "namespace" in rule else name
         if rule["resource"] == "clusterroles":
             obj = {"metadata": {"name": name, "labels": {KERNEL_ROLE_LABEL: "true"}}}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from hooks.gateway import sync_gateway
 from hooks.notebook import sync_notebook
 from hooks.podsecurity import harden, violations
-from tests.builders import NOW, TOKEN, gateway, kernel_role, notebook, related_gateway
+from tests.builders import NOW, TOKEN, gateway, kernel_role, notebook, related_gateway, user_secret
 
 K8S_VERSIONS = ["1.34.0", "1.35.0", "1.36.0"]
 TEMPLATE = {
@@ -48,9 +48,13 @@ RENDERED = {
     "notebook-defaults": sync_notebook(notebook(gateway={"name": "gw"}), {}, related_gateway(gateway()), NOW, TOKEN)[
         "children"
     ],
-    "notebook-template": sync_notebook(notebook(template=TEMPLATE, auth={"password": "pw"}), {}, {}, NOW, TOKEN)[
-        "children"
-    ],
+    "notebook-template": sync_notebook(
+        notebook(template=TEMPLATE, auth={"passwordSecretRef": {"name": "pw"}}),
+        {},
+        user_secret("pw", {"password": "pw"}),
+        NOW,
+        TOKEN,
+    )["children"],
     "notebook-secret-ref": sync_notebook(notebook(auth={"secretRef": {"name": "s"}}), {}, {}, NOW, TOKEN)["children"],
 }
 
