@@ -22,7 +22,7 @@ from . import notebook_auth as auth
 from .gateway import ALL_NAMESPACES_LABEL, ALLOWED, ALLOWED_NAMESPACE_PREFIX, gateway_url
 from .gateway import auth_secret_name as gateway_secret_name
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, DNS_LABEL, NAMESPACE, JupyterNotebookSpec
-from .podsecurity import harden, violations
+from .podsecurity import annotation_violations, harden, violations
 from .quantity import canonical_quantity, canonical_resources
 
 GATEWAYS = f"JupyterGateway.{API_VERSION}"
@@ -235,11 +235,11 @@ def _pod_template(
     else:
         default = {"name": "notebook", "image": DEFAULT_NOTEBOOK_IMAGE, "resources": DEFAULT_RESOURCES}
         pod_spec, user_meta = {"containers": [default]}, {}
-    problems = _reserved_env(pod_spec)
-    auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
-
     containers = pod_spec["containers"]
     index = next((i for i, c in enumerate(containers) if c["name"] == "notebook"), 0)
+    problems = _reserved_env(pod_spec, index)
+    auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
+
     notebook = dict(containers[index])
     notebook["env"] = [_canonical_env(e) for e in notebook.get("env") or []]
     taken = {e.get("name") for e in notebook["env"]}
@@ -270,6 +270,7 @@ def _pod_template(
     pod_spec.setdefault("automountServiceAccountToken", False)
     pod_spec = harden(pod_spec)
     problems += violations(pod_spec, "spec.template.spec")
+    problems += annotation_violations(user_meta.get("annotations") or {}, "spec.template.metadata.annotations")
 
     labels = {**(user_meta.get("labels") or {}), **ch.labels("notebook", name), **ch.selector("notebook", name)}
     if gateway is not None:
@@ -309,17 +310,33 @@ def _kernel_resource_env(resources) -> list[dict]:
     return env
 
 
-def _reserved_env(pod_spec: dict) -> list[str]:
+def _reserved_env(pod_spec: dict, notebook_index: int) -> list[str]:
+    """Variables that would carry a secret, or that the hook sets itself.
+
+    Jupyter Server logs its whole environment when it starts a kernel through a gateway, so
+    the notebook container gets no Secret in its environment at all: no secretKeyRef and no
+    envFrom of a Secret (other containers may have them; only reserved names are refused).
+    """
     problems = []
     for list_name in ("initContainers", "containers"):
         for i, container in enumerate(pod_spec.get(list_name) or []):
+            notebook = list_name == "containers" and i == notebook_index
             for j, var in enumerate(container.get("env") or []):
                 where = f"spec.template.spec.{list_name}[{i}].env[{j}]"
                 if var.get("name") in SECRET_ENV:
                     problems.append(f"{where}: {var['name']} would put a secret in the environment; use spec.auth")
                 elif var.get("name") in MANAGED_ENV:
                     problems.append(f"{where}: {var['name']} is set from spec.gateway and spec.auth")
+                elif notebook and "secretKeyRef" in (var.get("valueFrom") or {}):
+                    problems.append(f"{where}.valueFrom.secretKeyRef: {_LOGGED}; mount the Secret as a volume")
+            for j, source in enumerate(container.get("envFrom") or []):
+                if notebook and "secretRef" in source:
+                    where = f"spec.template.spec.{list_name}[{i}].envFrom[{j}].secretRef"
+                    problems.append(f"{where}: {_LOGGED}; mount the Secret as a volume")
     return problems
+
+
+_LOGGED = "Jupyter Server logs its environment when it starts a kernel, so no Secret may be in it"
 
 
 def _canonical_resources(container: dict, where: str, problems: list[str]) -> dict:

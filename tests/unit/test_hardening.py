@@ -1,5 +1,5 @@
-"""Issue 9: what an adversarial review found, each shown gone (items 1, 3, 4, 5; item 6 is in
-test_podsecurity_metadata.py, item 2 in test_no_5xx.py).
+"""Issue 9: what an adversarial review found, each shown gone (items 1, 3, 4, 5, 6; the AppArmor
+half of item 6 is in test_children_valid.py, item 2 in test_no_5xx.py).
 
 Metacontroller creates whatever a sync response holds, with cluster-wide rights: the hooks
 must answer only with children of the parent's own identity and namespace, take back what a
@@ -353,3 +353,35 @@ def test_the_view_role_exposes_no_credential():
     for word in ('"token":', '"password":', '"hashedPassword"'):
         assert word not in schema
     assert load("manifests/samples/jupyternotebook-sample.yaml")["spec"].get("auth") is None
+
+
+# --- 6. no Secret in the notebook container's environment ---
+
+
+def test_no_secret_reaches_the_notebook_containers_environment():
+    def reason(container: dict) -> str:
+        notebook_container = {"name": "notebook", "image": "x", **container}
+        template = {"spec": {"containers": [notebook_container, {"name": "side", "image": "y", **container}]}}
+        return sync_notebook(notebook(template=template), {}, {}, NOW, TOKEN)["status"]["conditions"][0]["message"]
+
+    from_secret = reason({"envFrom": [{"secretRef": {"name": "db"}}]})
+    assert "spec.template.spec.containers[0].envFrom[0].secretRef:" in from_secret
+    assert "containers[1]" not in from_secret, "a sidecar's environment is not logged by Jupyter Server"
+    key_ref = reason({"env": [{"name": "DB", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}}]})
+    assert "spec.template.spec.containers[0].env[0].valueFrom.secretKeyRef:" in key_ref
+    assert "Deployment" in [
+        c["kind"]
+        for c in sync_notebook(
+            notebook(
+                template={
+                    "spec": {
+                        "containers": [{"name": "notebook", "image": "x", "envFrom": [{"configMapRef": {"name": "c"}}]}]
+                    }
+                }
+            ),
+            {},
+            {},
+            NOW,
+            TOKEN,
+        )["children"]
+    ], "a ConfigMap is fine"
