@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from . import podtemplate
 from .app import now
 from .crd import crds
 from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, auth_secret_name, customize_gateway, sync_gateway
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         documents = [d for d in yaml.safe_load_all(text) if d]
         yaml.safe_dump_all(render(documents), sys.stdout, sort_keys=False)
     elif args.command == "crds":
+        print(f"wrote {podtemplate.write()}")
         for name, crd in crds().items():
             path = Path(args.out) / name
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -175,6 +175,8 @@ def _count(value) -> int:
 def spec_error(exc) -> str:
     """The first pydantic error as ``spec.field.path: message``."""
     err = exc.errors()[0]
+    if err["type"] == "pod_template":  # already names the fields, from spec on
+        return err["msg"]
     path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
     return f"{path}: {err['msg']}"
 

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
-from .quantity import QUANTITY_PATTERN
+from . import podtemplate, structural
+from .podtemplate import QUANTITY_RULE
+from .quantity import QUANTITY_PATTERN, canonical_quantity
 
 GROUP = "kubeflow.tkestack.io"
 VERSION = "v1alpha1"
@@ -32,9 +34,26 @@ NAMESPACE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # RFC 1123 label
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 KERNEL_NAME = r"^[A-Za-z0-9._-]+$"  # the directory name of a kernelspec
 
+
+def _quantity_in_range(value):
+    try:
+        canonical_quantity(value)
+    except ValueError as exc:
+        raise PydanticCustomError("quantity", str(exc)) from None
+    return value
+
+
+def _valid_pod_template(value):
+    problems = structural.errors(podtemplate.schema(), value, "spec.template")
+    if problems:
+        raise PydanticCustomError("pod_template", "; ".join(problems))
+    return value
+
+
 Quantity = Annotated[
-    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)],
+    AfterValidator(_quantity_in_range),
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": [QUANTITY_RULE]}),
 ]
 
 
@@ -218,34 +237,9 @@ class Auth(_Spec):
         return self
 
 
-class _Open(BaseModel):
-    """Part of a Kubernetes object: the listed fields are checked, the rest passes through."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
-
-
-class Container(_Open):
-    name: str = Field(pattern=NAMESPACE, max_length=63)
-
-
-class PodSpec(_Open):
-    containers: list[Container] = Field(min_length=1)
-
-
-class PodMetadata(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-
-
-class PodTemplate(BaseModel):
-    """A PodTemplateSpec; the notebook container is the one named notebook, else the first."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    metadata: PodMetadata | None = None
-    spec: PodSpec
+# A PodTemplateSpec, checked against Kubernetes' own schema (hooks.podtemplate), which the
+# CRD embeds; the notebook container is the one named notebook, else the first.
+PodTemplate = Annotated[Any, AfterValidator(_valid_pod_template), WithJsonSchema(podtemplate.schema())]
 
 
 class KernelQuantities(BaseModel):

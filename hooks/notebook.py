@@ -230,8 +230,7 @@ def _pod_template(
 ) -> tuple[dict, list[str]]:
     """The notebook pod: the user's template (or the default one) plus what the hook manages."""
     if spec.template:
-        template = spec.template.model_dump(exclude_none=True)
-        pod_spec, user_meta = template["spec"], template.get("metadata") or {}
+        pod_spec, user_meta = spec.template["spec"], spec.template.get("metadata") or {}
     else:
         default = {"name": "notebook", "image": DEFAULT_NOTEBOOK_IMAGE, "resources": DEFAULT_RESOURCES}
         pod_spec, user_meta = {"containers": [default]}, {}

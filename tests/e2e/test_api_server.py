@@ -167,7 +167,7 @@ TEMPLATE = {
                 "name": "notebook",
                 "image": "my/lab:1",
                 "command": ["jupyter", "lab"],
-                "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"}},
+                "resources": {"requests": {"cpu": "500m", "memory": "1024Mi"}},
             }
         ],
         "volumes": [{"name": "scratch", "emptyDir": {}}],

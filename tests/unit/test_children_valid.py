@@ -23,7 +23,7 @@ TEMPLATE = {
     "metadata": {"labels": {"team": "ml"}},
     "spec": {
         "initContainers": [
-            {"name": "fetch", "image": "busybox", "command": ["true"], "resources": {"requests": {"cpu": 0.1}}}
+            {"name": "fetch", "image": "busybox", "command": ["true"], "resources": {"requests": {"cpu": "100m"}}}
         ],
         "containers": [
             {

@@ -148,7 +148,7 @@ _identity_like = st.fixed_dictionaries(
 _annotation = st.one_of(_identity_like.map(json.dumps), _json.map(json.dumps), st.text(max_size=20))
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_any_annotation_content_yields_only_observed_identities_in_the_parents_namespace(data):
     for hook in ("gateway", "notebook"):
