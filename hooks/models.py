@@ -18,7 +18,7 @@ from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from . import podtemplate, structural
-from .podtemplate import QUANTITY_RULE
+from .podtemplate import MAX_RESOURCES, QUANTITY_RULE
 from .quantity import QUANTITY_PATTERN, canonical_quantity
 
 GROUP = "kubeflow.tkestack.io"
@@ -66,8 +66,8 @@ class _Spec(BaseModel):
 class Resources(_Spec):
     """Compute resources of a container, as in a Pod."""
 
-    limits: dict[str, Quantity] | None = Field(None, description="Maximum resources.")
-    requests: dict[str, Quantity] | None = Field(None, description="Guaranteed resources.")
+    limits: dict[str, Quantity] | None = Field(None, max_length=MAX_RESOURCES, description="Maximum resources.")
+    requests: dict[str, Quantity] | None = Field(None, max_length=MAX_RESOURCES, description="Guaranteed resources.")
 
 
 class GatewayAuth(_Spec):

@@ -38,8 +38,13 @@ QUANTITY_SCHEMA = {
     "x-kubernetes-int-or-string": True,
     "pattern": QUANTITY_PATTERN,
     "maxLength": 64,
-    "x-kubernetes-validations": [QUANTITY_RULE],
 }
+# The API server refuses a CRD whose CEL rules could cost too much on a request: the quantity
+# rule goes on the resources of the pod and of each container, with bounds on how many there
+# can be (Kubernetes sets none; these are far above any notebook pod). Quantities elsewhere in
+# a pod (emptyDir sizeLimit, a divisor) get the grammar here and the range from the hook.
+MAX_CONTAINERS = 32
+MAX_RESOURCES = 32
 _DESCRIBED_DEPTH = 4  # template.spec.containers.env: what `kubectl explain` shows
 _DROP = {
     "format",
@@ -86,8 +91,11 @@ def generate(version: str = KUBERNETES_VERSION) -> dict:
     spec = _structural(definitions["io.k8s.api.core.v1.PodSpec"], definitions, depth=2)
     spec["properties"].pop("ephemeralContainers")
     spec["properties"]["containers"]["minItems"] = 1
+    _range_checked(spec["properties"]["resources"])
     for name in ("containers", "initContainers"):
+        spec["properties"][name]["maxItems"] = MAX_CONTAINERS
         container = spec["properties"][name]["items"]
+        _range_checked(container["properties"]["resources"])
         container["required"] = sorted({*container.get("required", []), "image"})
         container["properties"]["image"]["minLength"] = 1
         container["properties"]["name"].update(pattern=CONTAINER_NAME, maxLength=63)
@@ -101,6 +109,12 @@ def generate(version: str = KUBERNETES_VERSION) -> dict:
             "spec": {**spec, "description": top["properties"]["spec"]["description"]},
         },
     }
+
+
+def _range_checked(resources: dict) -> None:
+    for part in ("limits", "requests"):
+        resources["properties"][part]["maxProperties"] = MAX_RESOURCES
+        resources["properties"][part]["additionalProperties"]["x-kubernetes-validations"] = [QUANTITY_RULE]
 
 
 def _structural(node: dict, definitions: dict, depth: int) -> dict:

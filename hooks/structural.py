@@ -59,6 +59,8 @@ def _check(schema: dict, value, path: str, found: list[str], limit: int) -> None
             found.append(f"{path}: must match {schema['pattern']}")
     elif isinstance(value, dict):
         properties = schema.get("properties")
+        if len(value) > schema.get("maxProperties", len(value)):
+            found.append(f"{path}: at most {schema['maxProperties']} entries")
         for name in schema.get("required", []):
             if name not in value:
                 found.append(f"{path}.{name}: required")
@@ -72,6 +74,8 @@ def _check(schema: dict, value, path: str, found: list[str], limit: int) -> None
     elif isinstance(value, list) and isinstance(schema.get("items"), dict):
         if len(value) < schema.get("minItems", 0):
             found.append(f"{path}: needs at least {schema['minItems']} items")
+        if len(value) > schema.get("maxItems", len(value)):
+            found.append(f"{path}: at most {schema['maxItems']} items")
         for i, item in enumerate(value):
             _check(schema["items"], item, f"{path}[{i}]", found, limit)
 
