@@ -29,6 +29,7 @@ from . import children as ch
 from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterGatewaySpec
 from .podsecurity import harden
 from .quantity import canonical_resources
+from .structural import without_nulls
 
 CONFIG_DIR = "/etc/jupyter-gateway"
 CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
@@ -109,7 +110,7 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
         return ch.response(meta, {**status, "conditions": [ready]}, sorted_children([*kept, *binding]))
 
     try:
-        spec = JupyterGatewaySpec.model_validate(parent.get("spec") or {})
+        spec = JupyterGatewaySpec.model_validate(without_nulls({} if parent.get("spec") is None else parent["spec"]))
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
     role = (related.get(CLUSTER_ROLES) or {}).get(spec.cluster_role)

@@ -44,6 +44,7 @@ def _quantity_in_range(value):
 
 
 def _valid_pod_template(value):
+    value = structural.without_nulls(value)  # as the API server prunes them
     problems = structural.errors(podtemplate.schema(), value, "spec.template")
     if problems:
         raise PydanticCustomError("pod_template", "; ".join(problems))

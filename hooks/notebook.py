@@ -24,6 +24,7 @@ from .gateway import auth_secret_name as gateway_secret_name
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, DNS_LABEL, NAMESPACE, JupyterNotebookSpec
 from .podsecurity import annotation_violations, harden, violations
 from .quantity import canonical_quantity, canonical_resources
+from .structural import without_nulls
 
 GATEWAYS = f"JupyterGateway.{API_VERSION}"
 PORT = 8888
@@ -100,7 +101,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         return ch.response(meta, {**status, "conditions": conditions}, kept)
 
     try:
-        spec = JupyterNotebookSpec.model_validate(parent.get("spec") or {})
+        spec = JupyterNotebookSpec.model_validate(without_nulls({} if parent.get("spec") is None else parent["spec"]))
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
 

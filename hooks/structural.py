@@ -30,6 +30,15 @@ def errors(schema: dict, value, path: str, limit: int = 3) -> list[str]:
     return found
 
 
+def without_nulls(value):
+    """``value`` without the null fields of its objects: the API server drops those of a CR."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value]
+    return value
+
+
 def _check(schema: dict, value, path: str, found: list[str], limit: int) -> None:
     if len(found) >= limit:
         return

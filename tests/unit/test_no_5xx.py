@@ -27,10 +27,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from hooks.app import app
-from hooks.children import LAST_APPLIED
+from hooks.children import LAST_APPLIED, spec_error
 from hooks.gateway import sync_gateway
 from hooks.models import JupyterGatewaySpec, JupyterNotebookSpec
 from hooks.notebook import GATEWAYS, sync_notebook
+from hooks.structural import without_nulls
 from tests.builders import (
     AVAILABLE,
     NOW,
@@ -111,7 +112,7 @@ def _strategy(schema_json: str, depth: int) -> st.SearchStrategy:
             values = _child(schema.get("additionalProperties") or {"type": "string"}, depth)
             return st.dictionaries(st.sampled_from(["a", "cpu", "memory", "nvidia.com/gpu", "k/x"]), values, max_size=2)
         required = {name: _child(properties[name], depth) for name in schema.get("required", [])}
-        optional = {} if depth > 7 else {n: _child(p, depth) for n, p in properties.items() if n not in required}
+        optional = {} if depth > 5 else {n: _child(p, depth) for n, p in properties.items() if n not in required}
         return st.fixed_dictionaries(required, optional=optional)
     return _junk
 
@@ -178,12 +179,13 @@ def _observed(children: dict) -> set[tuple]:
     }
 
 
-def _accepts(model, spec) -> bool:
+def _refusal(model, spec) -> str:
+    """Why the hook's model refuses ``spec`` ("" if it accepts it)."""
     try:
         model.model_validate(spec)
-    except ValidationError:
-        return False
-    return True
+    except ValidationError as exc:
+        return spec_error(exc)
+    return ""
 
 
 def _check(kind: str, parent: dict, children: dict, related: dict, verdict: list[str], model) -> dict:
@@ -191,8 +193,11 @@ def _check(kind: str, parent: dict, children: dict, related: dict, verdict: list
     assert res.status_code == 200, (res.status_code, res.text[:300], parent["spec"])
     body = res.json()
     ready = body["status"]["conditions"][0]
-    if not verdict:  # the API server would store this spec: the hook's model accepts it as well
-        assert _accepts(model, parent["spec"]), (ready, parent["spec"])
+    if not verdict:
+        # The API server would store this spec: the hook's model accepts it as well, except for
+        # quantities out of range where the CRD has no CEL rule (podtemplate.py says why).
+        refusal = _refusal(model, without_nulls(parent["spec"]))
+        assert not refusal or "out of range" in refusal, (refusal, parent["spec"])
     namespace = parent["metadata"]["namespace"]
     assert all(c["metadata"]["namespace"] == namespace for c in body["children"])
     if ready["reason"] in KEEP_REASONS:
