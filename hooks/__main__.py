@@ -74,8 +74,10 @@ def _assumed(customized: dict, doc: dict, given: dict) -> dict:
             obj = given.get(key, stub)
             obj = {**obj, "spec": {**(obj.get("spec") or {}), "allowedNamespaces": ["*"]}}
         else:
-            token_key = ((doc.get("spec") or {}).get("auth") or {}).get("secretRef", {}).get("key", "token")
-            obj = {"data": {"token": "cmVkYWN0ZWQ=", token_key: "cmVkYWN0ZWQ="}}
+            auth = (doc.get("spec") or {}).get("auth") or {}
+            keys = {"token", auth.get("secretRef", {}).get("key", "token")}
+            keys.add(auth.get("passwordSecretRef", {}).get("key", "password"))
+            obj = {"data": dict.fromkeys(keys, "cmVkYWN0ZWQ=")}
         kind = {"clusterroles": CLUSTER_ROLES, "jupytergateways": GATEWAYS, "secrets": "Secret.v1"}[rule["resource"]]
         related.setdefault(kind, {})[key] = obj
     return related
