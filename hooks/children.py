@@ -172,13 +172,20 @@ def _count(value) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else 0
 
 
+_PLAIN = {"model_type": "must be an object", "dict_type": "must be an object", "list_type": "must be a list"}
+_UNION_BRANCHES = {"int", "str"}  # pydantic's names for the branches of Quantity (int | str)
+
+
 def spec_error(exc) -> str:
-    """The first pydantic error as ``spec.field.path: message``."""
+    """The first pydantic error as ``spec.field.path: message``, in the CR's terms."""
     err = exc.errors()[0]
     if err["type"] == "pod_template":  # already names the fields, from spec on
         return err["msg"]
-    path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-    return f"{path}: {err['msg']}"
+    loc = [p for p in err["loc"] if p not in _UNION_BRANCHES]
+    path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    if len(loc) < len(err["loc"]):
+        return f"{path}: must be a Kubernetes quantity: an integer or a string such as 500m or 2Gi"
+    return f"{path}: {_PLAIN.get(err['type'], err['msg'])}"
 
 
 AUTH_GENERATION = "kubeflow.tkestack.io/auth-generation"

@@ -385,3 +385,44 @@ def test_no_secret_reaches_the_notebook_containers_environment():
             TOKEN,
         )["children"]
     ], "a ConfigMap is fine"
+
+
+# --- 2. what reaches a hook gets a clean answer naming the field ---
+
+
+def test_bad_values_that_reach_the_hooks_are_named_without_python_internals():
+    children, desired = _running_gateway()
+    for spec, message in (
+        ({"resources": "big"}, "spec.resources: must be an object"),
+        ({"resources": {"limits": {"cpu": "1e30"}}}, "spec.resources.limits.cpu: 1e30 is out of range"),
+        ({"resources": {"limits": {"cpu": "1e1000000"}}}, "spec.resources.limits.cpu: 1e1000000 is out of range"),
+        ({"resources": {"limits": {"cpu": "lots"}}}, "spec.resources.limits.cpu: must be a Kubernetes quantity"),
+    ):
+        result = sync_gateway(gateway("gw", "team-a", **spec), children, kernel_role(), NOW, TOKEN)
+        ready = result["status"]["conditions"][0]
+        assert ready["reason"] == "InvalidSpec" and ready["message"].startswith(message), ready
+        assert identities(result["children"]) == identities(desired)
+    children, desired = _running_notebook()
+    related = related_gateway(gateway("gw", "team-a"))
+    for template_spec, message in (
+        ({"containers": [{"name": "notebook", "image": "x", "env": "oops"}]}, "spec.template.spec.containers[0].env:"),
+        ({"containers": [{"name": "notebook", "image": "x", "env": [5]}]}, "spec.template.spec.containers[0].env[0]:"),
+        ({"containers": [{"name": "notebook", "image": "x"}], "volumes": "x"}, "spec.template.spec.volumes:"),
+        ({"containers": [{"name": "notebook"}]}, "spec.template.spec.containers[0].image: required"),
+        (
+            {"containers": [{"name": "notebook", "image": "x"}], "initContainers": [5]},
+            "spec.template.spec.initContainers[0]:",
+        ),
+        (
+            {"containers": [{"name": "notebook", "image": "x", "resources": {"limits": {"cpu": "1e30"}}}]},
+            "spec.template.spec.containers[0].resources.limits[cpu]: 1e30 is out of range",
+        ),
+    ):
+        parent = notebook("nb", "team-a", gateway={"name": "gw"}, template={"spec": template_spec})
+        result = sync_notebook(parent, children, related, NOW, TOKEN)
+        ready = result["status"]["conditions"][0]
+        assert ready["reason"] == "InvalidSpec" and ready["message"].startswith(message), ready
+        assert identities(result["children"]) == identities(desired)
+    parent = notebook("nb", "team-a", gateway={"name": "gw"}, kernelResources={"limits": {"memory": "1e30"}})
+    ready = sync_notebook(parent, children, related, NOW, TOKEN)["status"]["conditions"][0]
+    assert ready["message"].startswith("spec.kernelResources.limits.memory: 1e30 is out of range"), ready
