@@ -90,7 +90,9 @@ def _identity(obj) -> tuple | None:
 def _as_last_applied(child: dict, identity: tuple) -> dict:
     annotations = child["metadata"].get("annotations")
     annotation = annotations.get(LAST_APPLIED) if isinstance(annotations, dict) else None
-    if isinstance(annotation, str):
+    # A RoleBinding's roleRef cannot change, and a forged record of one would make Metacontroller
+    # recreate it (Recreate strategy) bound to another role: the observed object is the truth.
+    if isinstance(annotation, str) and identity[0] != "RoleBinding":
         try:
             applied = json.loads(annotation)
         except ValueError:

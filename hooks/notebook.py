@@ -6,6 +6,8 @@ Children, all in the notebook's namespace:
   Service    <name>-notebook        port 8888
   Secret     <name>-notebook-auth   the access token, password hash and gateway token, mounted
                                     as files (see notebook_auth)
+  PersistentVolumeClaim, RoleBinding  the workspace and the gateway's right to run this
+                                    notebook's kernels here (see notebook_kernels)
 
 A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
 lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
@@ -19,6 +21,7 @@ from pydantic import ValidationError
 
 from . import children as ch
 from . import notebook_auth as auth
+from . import notebook_kernels as kernels
 from .gateway import ALL_NAMESPACES_LABEL, ALLOWED, ALLOWED_NAMESPACE_PREFIX, gateway_url
 from .gateway import auth_secret_name as gateway_secret_name
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, DNS_LABEL, NAMESPACE, JupyterNotebookSpec
@@ -36,10 +39,19 @@ SECRET_ENV = {"JUPYTER_TOKEN", "JUPYTER_PASSWORD", "JUPYTER_GATEWAY_AUTH_TOKEN"}
 MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL"}
 # Reasons not to touch the notebook's children: its gateway cannot be used.
 _GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed", "GatewayTokenNotFound"}
+_ACCESS_GONE = {"GatewayNotFound", "NamespaceNotAllowed"}
 # Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
 # Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
 # The child types of the CompositeController (metacontroller/jupyternotebook.yaml).
-CHILD_TYPES = frozenset({ch.DEPLOYMENTS, "Service.v1", ch.SECRETS})
+CHILD_TYPES = frozenset(
+    {
+        ch.DEPLOYMENTS,
+        "Service.v1",
+        ch.SECRETS,
+        "PersistentVolumeClaim.v1",
+        "RoleBinding.rbac.authorization.k8s.io/v1",
+    }
+)
 _KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
 
 
@@ -70,7 +82,7 @@ def customize_notebook(parent: dict) -> dict:
     if not _is(NAMESPACE, namespace):
         return {"relatedResources": rules}
     gateways = {"apiVersion": API_VERSION, "resource": "jupytergateways", "namespace": namespace}
-    rules.append({**gateways, "names": [gateway["name"]]})
+    rules += [kernels.approved_roles_rule(), {**gateways, "names": [gateway["name"]]}]
     owner = {"kubeflow.tkestack.io/jupytergateway": gateway["name"]}
     for allowed in ({f"{ALLOWED_NAMESPACE_PREFIX}{own}": ALLOWED}, {ALL_NAMESPACES_LABEL: ALLOWED}):
         selector = {"matchLabels": {**owner, **allowed}}
@@ -98,6 +110,10 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         ready = ch.condition("Ready", False, reason, message, previous, now)
         conditions = [ready] + ([gateway_cond] if gateway_cond else [])
         kept = ch.kept(children, namespace, CHILD_TYPES) if kept is None else kept
+        if reason in _ACCESS_GONE:
+            # The gateway may no longer run kernels here: its RoleBinding goes.
+            binding = kernels.role_binding_name(name)
+            kept = [c for c in kept if not (c["kind"] == "RoleBinding" and c["metadata"]["name"] == binding)]
         return ch.response(meta, {**status, "conditions": conditions}, kept)
 
     try:
@@ -127,13 +143,17 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     generation = None
     if secret is not None:
         secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
-    pod, problems = _pod_template(name, spec, gateway, secret, generation)
+    pod, problems = _pod_template(name, spec, gateway, secret, generation, namespace)
     if problems:
         return keep("InvalidSpec", "; ".join(problems), gateway_cond)
 
     labels = ch.labels("notebook", name)
+    kernel_children, problem = kernels.children(name, namespace, labels, spec, gateway, related)
+    if problem:
+        return keep("KernelRoleNotAllowed", problem, gateway_cond)
     replicas = 0 if spec.suspend else 1
     desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
+    desired += kernel_children
     if secret is not None:
         desired.append(secret)
     if spec.auth and spec.auth.secret_ref:
@@ -155,6 +175,12 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         now,
     )
     conditions = [ch.condition("Ready", ok, reason, message, previous, now), suspended]
+    if gateway is not None:
+        # The gateway refuses such a kernel with a generic error: say why here.
+        fits, why = kernels.resources_fit(spec, gateway)
+        conditions.append(
+            ch.condition("KernelResourcesFit", fits, "Fits" if fits else "ExceedsProfile", why, previous, now)
+        )
     status["conditions"] = conditions + ([gateway_cond] if gateway_cond else [])
     return ch.response(meta, status, desired)
 
@@ -213,10 +239,8 @@ def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict,
         if not token:
             message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
             return None, None, cond(False, "GatewayTokenNotFound", message)
-    timeout = spec.get("kernelLaunchTimeout")
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 3600:
-        timeout = 60
-    used = {"name": name, "namespace": gw_namespace, "kernelLaunchTimeout": timeout}
+    # Read defensively from here on: the gateway's spec as an object, its identity as looked up.
+    used = {**gateway, "metadata": {"name": name, "namespace": gw_namespace}, "spec": spec}
     conditions = ch.as_dict(gateway.get("status")).get("conditions")
     conditions = conditions if isinstance(conditions, list) else []
     ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
@@ -227,7 +251,12 @@ def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict,
 
 
 def _pod_template(
-    name: str, spec: JupyterNotebookSpec, gateway: dict | None, secret: dict | None, generation: str | None
+    name: str,
+    spec: JupyterNotebookSpec,
+    gateway: dict | None,
+    secret: dict | None,
+    generation: str | None,
+    namespace: str = "default",
 ) -> tuple[dict, list[str]]:
     """The notebook pod: the user's template (or the default one) plus what the hook manages."""
     if spec.template:
@@ -243,8 +272,12 @@ def _pod_template(
     notebook = dict(containers[index])
     notebook["env"] = [_canonical_env(e) for e in notebook.get("env") or []]
     taken = {e.get("name") for e in notebook["env"]}
-    notebook["env"] += [e for e in auth_env + _gateway_env(name, spec, gateway) if e["name"] not in taken]
-    notebook["volumeMounts"] = [*(notebook.get("volumeMounts") or []), *auth_mounts]
+    notebook["env"] += [e for e in auth_env + _gateway_env(name, namespace, spec, gateway) if e["name"] not in taken]
+    workspace_volumes, workspace_mounts = kernels.workspace_parts(name, spec)
+    notebook["volumeMounts"] = [*(notebook.get("volumeMounts") or []), *auth_mounts, *workspace_mounts]
+    if workspace_mounts:
+        # Jupyter Server's root directory is its working directory: the workspace.
+        notebook.setdefault("workingDir", workspace_mounts[0]["mountPath"])
     if not any(p.get("containerPort") == PORT for p in notebook.get("ports") or []):
         notebook["ports"] = [
             *(notebook.get("ports") or []),
@@ -253,13 +286,13 @@ def _pod_template(
     notebook.setdefault("readinessProbe", {"httpGet": {"path": "/api", "port": PORT}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
-    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME):
+    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, kernels.WORKSPACE_VOLUME):
         if any(v.get("name") == reserved for v in volumes):
             problems.append(f"spec.template.spec.volumes: the name {reserved} is reserved")
     pod_spec = {
         **pod_spec,
         "containers": [*containers[:index], notebook, *containers[index + 1 :]],
-        "volumes": volumes + auth_volumes,
+        "volumes": volumes + auth_volumes + workspace_volumes,
     }
     for list_name in ("initContainers", "containers"):
         if pod_spec.get(list_name):
@@ -274,7 +307,7 @@ def _pod_template(
 
     labels = {**(user_meta.get("labels") or {}), **ch.labels("notebook", name), **ch.selector("notebook", name)}
     if gateway is not None:
-        labels.update(ch.gateway_client_labels(gateway["name"], gateway["namespace"]))
+        labels.update(ch.gateway_client_labels(gateway["metadata"]["name"], gateway["metadata"]["namespace"]))
     annotations = dict(user_meta.get("annotations") or {})
     if generation is not None:
         # New secret content restarts the server: it reads its secrets only at start.
@@ -283,18 +316,22 @@ def _pod_template(
     return {"metadata": metadata, "spec": pod_spec}, problems
 
 
-def _gateway_env(name: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
+def _gateway_env(name: str, namespace: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
     if gateway is None:
         return []
-    timeout = gateway["kernelLaunchTimeout"]
+    timeout = gateway["spec"].get("kernelLaunchTimeout")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 3600:
+        timeout = 60
+    meta = gateway["metadata"]
     return [
-        {"name": "JUPYTER_GATEWAY_URL", "value": gateway_url(gateway["name"], gateway["namespace"])},
+        {"name": "JUPYTER_GATEWAY_URL", "value": gateway_url(meta["name"], meta["namespace"])},
         # Both sides wait as long as the gateway lets a kernel pod start; otherwise
         # the notebook's 40 s default wins (kernel images can take longer to pull).
         {"name": "KERNEL_LAUNCH_TIMEOUT", "value": str(timeout)},
         {"name": "JUPYTER_GATEWAY_REQUEST_TIMEOUT", "value": str(timeout + LAUNCH_TIMEOUT_PAD)},
         # Enterprise Gateway refuses kernels without a user and attributes them by it.
         {"name": "KERNEL_USERNAME", "value": name},
+        *kernels.kernel_env(name, namespace, spec),
         *_kernel_resource_env(spec.kernel_resources),
     ]
 

@@ -94,8 +94,10 @@ def test_a_forged_last_applied_annotation_creates_nothing_new():
     assert result["status"]["conditions"][0]["reason"] == "ClusterRoleNotFound"
     assert "pwn" not in json.dumps(result["children"])
     assert identities(result["children"]) <= observed_identities(children)
-    kept_map = by_kind(result["children"])["ConfigMap"]
-    assert kept_map["data"] == by_kind(desired)["ConfigMap"]["data"], "kept as observed, minus server fields"
+    name = config_map["metadata"]["name"]
+    kept_map = next(c for c in result["children"] if c["kind"] == "ConfigMap" and c["metadata"]["name"] == name)
+    original = next(c for c in desired if c["kind"] == "ConfigMap" and c["metadata"]["name"] == name)
+    assert kept_map["data"] == original["data"], "kept as observed, minus server fields"
     assert "uid" not in kept_map["metadata"] and LAST_APPLIED not in kept_map["metadata"].get("annotations", {})
 
     # The notebook's variant: a Service annotated as a privileged Deployment, and no gateway.
@@ -246,6 +248,19 @@ def test_a_kept_role_binding_is_never_taken_from_its_annotation():
     roles = merged(kernel_role(), {"ClusterRole.rbac.authorization.k8s.io/v1": {"cluster-admin": {"metadata": {}}}})
     result = sync_gateway(gateway("gw", "team-a", cullInterval=0), children, roles, NOW, TOKEN)
     assert by_kind(result["children"])["RoleBinding"]["roleRef"]["name"] == "jupyter-gateway-kernels"
+
+
+def test_a_notebooks_kept_role_binding_is_the_observed_one():
+    gw = gateway("gw", "infra", allowedNamespaces=["team-a"])
+    parent = notebook("nb", "team-a", gateway={"name": "gw", "namespace": "infra"})
+    desired = sync_notebook(parent, {}, related_gateway(gw), NOW, TOKEN)["children"]
+    children = observe(desired, NB_TYPES, AVAILABLE)
+    binding = next(iter(children["RoleBinding.rbac.authorization.k8s.io/v1"].values()))
+    forged = {**json.loads(binding["metadata"]["annotations"][LAST_APPLIED]), "roleRef": FORGED_ROLE_BINDING["roleRef"]}
+    binding["metadata"]["annotations"][LAST_APPLIED] = json.dumps(forged)
+    result = sync_notebook(notebook("nb", "team-a", suspend="x"), children, related_gateway(gw), NOW, TOKEN)
+    kept = by_kind(result["children"])["RoleBinding"]
+    assert kept["roleRef"] == by_kind(desired)["RoleBinding"]["roleRef"]
 
 
 def _selects(rule: dict, obj: dict) -> bool:
