@@ -40,10 +40,20 @@ def render_gateway(cr: dict) -> dict[str, dict]:
     return _by_kind(result["children"])
 
 
-def render_notebook(cr: dict, gateway: dict, gateway_children: dict[str, dict]) -> dict[str, dict]:
-    """The notebook's children, reading the gateway and its token Secret as its customize hook does."""
+def render_notebook(
+    cr: dict, gateway: dict, gateway_children: dict[str, dict], user_secrets: dict[str, dict[str, str]] | None = None
+) -> dict[str, dict]:
+    """The notebook's children, reading the gateway, its token Secret and the user's Secrets
+    (name -> {key: text}, e.g. the one spec.auth.passwordSecretRef names) as its customize hook does."""
     meta = gateway["metadata"]
     related = {GATEWAYS: {f"{meta['namespace']}/{meta['name']}": gateway}, "Secret.v1": {}}
+    namespace = cr["metadata"]["namespace"]
+    for name, data in (user_secrets or {}).items():
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        related["Secret.v1"][f"{namespace}/{name}"] = {
+            "metadata": {"name": name, "namespace": namespace},
+            "data": encoded,
+        }
     if "Secret" in gateway_children:
         secret = gateway_children["Secret"]
         related["Secret.v1"][f"{meta['namespace']}/{secret['metadata']['name']}"] = secret
