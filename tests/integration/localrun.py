@@ -71,6 +71,7 @@ LOCAL_PROCESS_PROXY = "enterprise_gateway.services.processproxies.processproxy.L
 DOCKER_STACKS_IMAGE = re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[\w.-]*-notebook(:|@|$)")
 DOCKER_STACKS_START = {"start-notebook.py", "start-notebook.sh", "start-singleuser.py", "start.sh"}
 NOTEBOOK_DEFAULT_PORT = 8888  # docker-stacks /etc/jupyter/jupyter_server_config.py: c.ServerApp.port
+JOVYAN_HOME = "/home/jovyan"  # docker-stacks WORKDIR, the server's root_dir
 
 SUBSTITUTIONS: tuple[Substitution, ...] = (
     Substitution(
@@ -163,6 +164,9 @@ class _Ctx:
     mounts: dict[str, Path]  # mountPath -> local dir
     ports: dict[int, int]  # containerPort -> local port
     services: dict[str, tuple[str, int]]  # "svc.ns:port" -> (host, port)
+    # True when kernels really run as pods (tests/kernels): rows process-proxy and
+    # kernelspec-name are then off, so EG uses its KubernetesProcessProxy and real names.
+    remote_kernels: bool = False
 
 
 def _subst_text(s: str, ctx: _Ctx) -> str:
@@ -182,12 +186,13 @@ def _subst_text(s: str, ctx: _Ctx) -> str:
 
     s = _SVC_RE.sub(svc, s)
     s = s.replace("0.0.0.0", LOOPBACK)
-    s = s.replace(K8S_PROCESS_PROXY, LOCAL_PROCESS_PROXY)
+    if not ctx.remote_kernels:
+        s = s.replace(K8S_PROCESS_PROXY, LOCAL_PROCESS_PROXY)
     return s
 
 
-def _map_kernel_name(v: Any) -> Any:
-    return KERNELSPEC_MAP.get(v, v) if isinstance(v, str) else v
+def _map_kernel_name(v: Any, ctx: _Ctx) -> Any:
+    return KERNELSPEC_MAP.get(v, v) if isinstance(v, str) and not ctx.remote_kernels else v
 
 
 def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
@@ -196,7 +201,7 @@ def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
         return {k: _subst_json(v, ctx, k) for k, v in obj.items()}
     if isinstance(obj, list):
         if key in ("whitelist", "allowed_kernelspecs", "allowed_kernels"):
-            return [_map_kernel_name(x) for x in obj]
+            return [_map_kernel_name(x, ctx) for x in obj]
         return [_subst_json(x, ctx) for x in obj]
     if isinstance(obj, bool):
         return obj
@@ -204,7 +209,7 @@ def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
         return ctx.ports[obj]
     if isinstance(obj, str):
         if key == "default_kernel_name":
-            return _map_kernel_name(obj)
+            return _map_kernel_name(obj, ctx)
         return _subst_text(obj, ctx)
     return obj
 
@@ -238,8 +243,8 @@ def _subst_env(name: str, value: str, ctx: _Ctx) -> str:
     if name.upper().endswith("PORT") and value.isdigit() and int(value) in ctx.ports:
         return str(ctx.ports[int(value)])
     if name in ("EG_DEFAULT_KERNEL_NAME",):
-        return _map_kernel_name(value)
-    if name in ("EG_ALLOWED_KERNELS", "EG_KERNEL_WHITELIST"):
+        return _map_kernel_name(value, ctx)
+    if name in ("EG_ALLOWED_KERNELS", "EG_KERNEL_WHITELIST") and not ctx.remote_kernels:
         for k, v in KERNELSPEC_MAP.items():
             value = value.replace(k, v)
     return _subst_text(value, ctx)
@@ -411,7 +416,16 @@ class LocalProcess:
         return self.stop_info
 
 
-def _hermetic_env(workdir: Path, venv: Path) -> dict[str, str]:
+def map_path(value: str, paths: Mapping[str, str | Path]) -> str:
+    """value with its leading path (one of ``paths``, longest first) replaced by the local one."""
+    for prefix in sorted(paths, key=len, reverse=True):
+        base = prefix.rstrip("/")
+        if value == prefix or value.startswith(base + "/"):
+            return str(paths[prefix]) + value[len(base) :]
+    return value
+
+
+def hermetic_env(workdir: Path, venv: Path) -> dict[str, str]:
     # allowlist, not denylist: the test machine's env (tool tokens etc.) must not reach the
     # servers -- jupyter_server logs its whole env on every session start (gateway mode).
     env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV and not k.startswith(_STRIP_ENV_PREFIXES)}
@@ -445,6 +459,9 @@ def start_container(
     token: str | None = None,
     ready_path: str | None = None,
     ready_timeout: float = 60,
+    remote_kernels: bool = False,
+    mount_dirs: Mapping[str, Path] | None = None,
+    extra_env: Mapping[str, str] | None = None,
 ) -> LocalProcess:
     """Start one rendered container as a local process (see SUBSTITUTIONS).
 
@@ -452,6 +469,11 @@ def start_container(
     notebook-server-args rows) or "generic".  services: {"svc.ns:port": LocalProcess |
     (LocalProcess, containerPort) | "host:port"} for the service-host row.  token: used
     only for the readiness probe / handle headers.  ready_path: GET until 200.
+    remote_kernels: kernels are real pods (rows process-proxy and kernelspec-name off).
+    mount_dirs: {mountPath: existing local dir} for volumes shared between processes (a
+    workspace PVC); a mount under the image's WORKDIR /home/jovyan also appears under the
+    notebook's root_dir.  extra_env: set after the container env (tests/kernels lists why
+    in its own substitution rows).
     """
     name = container.get("name") or "container"
     workdir = Path(workdir).resolve() / name
@@ -488,14 +510,14 @@ def start_container(
         mp = vm["mountPath"]
         if vm.get("subPath"):
             raise LocalRunError(f"{name}: subPath mounts are not supported ({mp})")
-        d = workdir / "mounts" / vm.get("name", uuid.uuid4().hex[:6])
+        d = Path((mount_dirs or {}).get(mp) or workdir / "mounts" / vm.get("name", uuid.uuid4().hex[:6]))
         d.mkdir(parents=True, exist_ok=True)
         mounts[mp] = d
         mount_ro[mp] = bool(vm.get("readOnly"))
     unknown = set(files) - set(mounts)
     if unknown:
         raise LocalRunError(f"{name}: files given for paths that are not volumeMounts: {sorted(unknown)}")
-    ctx = _Ctx(mounts=mounts, ports=ports, services=svc)
+    ctx = _Ctx(mounts=mounts, ports=ports, services=svc, remote_kernels=remote_kernels)
     for mp, content in files.items():
         for fname, data in content.items():
             raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -506,7 +528,7 @@ def start_container(
                 p.chmod(0o400)
 
     # --- env
-    env = _hermetic_env(workdir, Path(venv))
+    env = hermetic_env(workdir, Path(venv))
     cenv: dict[str, str] = {}
     for e in container.get("env") or []:
         if "valueFrom" in e:
@@ -522,6 +544,7 @@ def start_container(
             cenv.setdefault("EG_RESPONSE_PORT", str(ports[8877]))
         cenv.setdefault("EG_RESPONSE_IP", LOOPBACK)
     env.update(cenv)
+    env.update(extra_env or {})
 
     # --- argv
     command = list(container.get("command") or [])
@@ -544,13 +567,23 @@ def start_container(
     main_port = ports[cports[0]] if cports else 0
     if role == "notebook":
         (workdir / "home").mkdir(exist_ok=True)
+        root_dir = workdir / "home"
+        for mp, d in (mount_dirs or {}).items():
+            rel = os.path.relpath(mp, JOVYAN_HOME)
+            if rel == ".":
+                root_dir = Path(d)
+            elif not rel.startswith(".."):
+                link = workdir / "home" / rel
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not link.exists():
+                    link.symlink_to(d, target_is_directory=True)
         argv += [
             f"--ServerApp.ip={LOOPBACK}",
             f"--ServerApp.port={main_port}",
             "--ServerApp.port_retries=0",
             "--ServerApp.open_browser=False",
             "--ServerApp.allow_root=True",
-            f"--ServerApp.root_dir={workdir / 'home'}",
+            f"--ServerApp.root_dir={root_dir}",
         ]
 
     log_path = workdir / f"{name}.log"

@@ -1,0 +1,194 @@
+"""Kernel pods for real: a real Enterprise Gateway 3.3.0, started from what the hooks render,
+creates each kernel pod through a real API server with its real KubernetesProcessProxy and
+the sdist's launch_kubernetes.py; the pod passes `restricted` and the notebook namespace's
+ResourceQuota; the kernel (the sdist's launch_ipykernel.py) runs `1+1` for a real Jupyter
+Server configured from the rendered notebook; EG culls it and the pod is deleted through
+the API. The only stand-in is the node (fake_node.FakeNode).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from datetime import datetime
+
+import localrun as lr
+import pytest
+import stack as ks
+from conftest import start_stack
+from controlplane import wait_for
+
+pytestmark = pytest.mark.kernels
+
+CULL_IDLE, CULL_INTERVAL = 4, 1
+GATEWAY_SPEC = {
+    "cullIdleTimeout": CULL_IDLE,
+    "cullInterval": CULL_INTERVAL,
+    "allowedNamespaces": [ks.NOTEBOOK_NS],
+    "kernelLaunchTimeout": 60,
+}
+NOTEBOOK_SPEC = {
+    "gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS},
+    "kernelResources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+}
+# A client talking to the gateway directly (any holder of the gateway token).
+CLIENT_ENV = {"KERNEL_USERNAME": "mallory", "KERNEL_CPUS": "250m", "KERNEL_MEMORY": "256Mi"}
+
+
+@pytest.fixture(scope="module")
+def stack(figures):
+    with start_stack("kernel-pods", GATEWAY_SPEC, NOTEBOOK_SPEC) as running:
+        figures.update({f"setup.{k}": v for k, v in running.timings.items()})
+        yield running
+        figures["node.errors"] = running.node.errors[-5:]
+
+
+def failure(stack: ks.KernelStack) -> str:
+    """What to read when a kernel did not start: EG's log and what the node saw."""
+    return f"\n--- EG log ---\n{stack.eg.log_tail(30)}\n--- node ---\n{stack.node.errors[-5:]}"
+
+
+@pytest.fixture(scope="module")
+def notebook_kernel(stack, figures):
+    """A kernel the notebook starts (as JupyterLab would), with an open websocket."""
+    jupyter = stack.jupyter
+    t0 = time.monotonic()
+    status, kernel = jupyter.api("POST", "/api/kernels", {}, timeout=120)
+    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    figures["kernel_start_s"] = round(time.monotonic() - t0, 2)
+    ws = lr.KernelWS(jupyter.url, kernel["id"], jupyter.token)
+    try:
+        yield {"id": kernel["id"], "ws": ws}
+    finally:
+        ws.close()
+
+
+def test_the_notebook_runs_1_plus_1_in_a_kernel_pod(stack, notebook_kernel, figures):
+    pod = stack.kernel_pod(notebook_kernel["id"])
+    assert pod is not None, "no kernel pod in the API server" + failure(stack)
+    figures["kernel_pod_namespace"] = pod["metadata"]["namespace"]
+    assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"] == "fake-node"
+    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    assert record and record.proc and record.proc.poll() is None, "the node runs no process for the pod"
+    assert "launch_ipykernel.py" in " ".join(record.argv) or "bootstrap-kernel.sh" in " ".join(record.argv)
+    t0 = time.monotonic()
+    result = notebook_kernel["ws"].execute("1+1", timeout=60)
+    figures["first_execute_1_plus_1_s"] = round(time.monotonic() - t0, 2)
+    assert (result["status"], result["result"]) == ("ok", "2"), result
+    # The kernel is the process the node started for the pod, not a child of EG.
+    result = notebook_kernel["ws"].execute("import os; os.getpid(), os.getsid(0)", timeout=30)
+    kernel_pid, session = (int(x) for x in result["result"].strip("()").split(","))
+    assert session == record.proc.pid and kernel_pid not in lr.descendants(stack.eg.pid)
+
+
+def test_the_kernel_runs_beside_its_notebook(stack, notebook_kernel):
+    """Issue 11 item 3: a notebook's kernels run in the notebook's namespace."""
+    pod = stack.kernel_pod(notebook_kernel["id"])
+    assert pod["metadata"]["namespace"] == ks.NOTEBOOK_NS, (
+        f"the kernel pod runs in {pod['metadata']['namespace']}, not beside its notebook in {ks.NOTEBOOK_NS}"
+    )
+
+
+def test_the_kernel_pod_is_restricted_and_holds_no_token(stack, notebook_kernel, psacheck):
+    pod = stack.kernel_pod(notebook_kernel["id"])
+    assert psacheck({"kernel": pod["spec"]}) == {"kernel": ""}
+    assert pod["spec"].get("automountServiceAccountToken") is False
+    assert pod["spec"]["serviceAccountName"] != f"{ks.GATEWAY}-gateway"
+
+
+def test_a_file_saved_in_the_notebook_is_what_the_kernel_opens(stack, notebook_kernel):
+    """Issue 11 item 4: the workspace is mounted in the notebook and the kernel at the same path."""
+    text = f"written through the contents API at {time.time()}"
+    status, model = stack.jupyter.api(
+        "PUT", "/api/contents/shared.txt", {"type": "file", "format": "text", "content": text}
+    )
+    assert status in (200, 201), model
+    result = notebook_kernel["ws"].execute("print(open('shared.txt').read(), end='')", timeout=30)
+    assert result["stdout"] == text, result
+
+
+# --- a client that tries to steer its kernel pod ---------------------------------------------
+
+
+def started_pod(stack: ks.KernelStack, env: dict, name: str | None = None) -> tuple[int, object, dict | None]:
+    """POST a kernel straight to EG; (status, body, its pod or None). Deletes a started kernel."""
+    body = {"env": env} | ({"name": name} if name else {})
+    status, kernel = stack.eg_post(body)
+    pod = None
+    if status == 201:
+        pod = stack.kernel_pod(kernel["id"])
+        stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
+    return status, kernel, pod
+
+
+def no_pod_named(stack: ks.KernelStack, username: str) -> bool:
+    return not [p for p in stack.kernel_pods() if p["metadata"]["name"].startswith(username + "-")]
+
+
+STEERS = {
+    "service-account": (
+        {"KERNEL_SERVICE_ACCOUNT_NAME": f"{ks.GATEWAY}-gateway"},
+        lambda pod: pod["spec"]["serviceAccountName"] != f"{ks.GATEWAY}-gateway",
+    ),
+    "image": ({"KERNEL_IMAGE": "evil/miner:1"}, lambda pod: pod["spec"]["containers"][0]["image"] != "evil/miner:1"),
+    "host-path": (
+        {
+            "KERNEL_VOLUMES": "[{name: host, hostPath: {path: /}}]",
+            "KERNEL_VOLUME_MOUNTS": "[{name: host, mountPath: /host}]",
+        },
+        lambda pod: not any("hostPath" in v for v in pod["spec"].get("volumes") or []),
+    ),
+    "root": (
+        {"KERNEL_UID": "0", "KERNEL_GID": "0"},
+        lambda pod: (pod["spec"].get("securityContext") or {}).get("runAsUser") not in (0, None),
+    ),
+    "namespace": ({"KERNEL_NAMESPACE": "kube-system"}, lambda pod: pod["metadata"]["namespace"] != "kube-system"),
+}
+
+
+@pytest.mark.parametrize("steer", sorted(STEERS))
+def test_a_client_cannot_steer_its_kernel_pod(stack, steer, figures):
+    env, holds = STEERS[steer]
+    username = f"steer-{steer}"
+    status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, **env})
+    figures[f"steer.{steer}"] = "started, steering ignored" if status == 201 else f"refused {status}"
+    if status == 201:
+        assert pod is not None, "EG started the kernel but no pod is in the API server"
+        assert holds(pod), f"the client steered the pod: {pod['spec']}"
+    else:
+        assert status >= 400 and no_pod_named(stack, username), (status, body)
+
+
+def test_only_the_gateways_own_kernelspecs_start(stack, figures):
+    status, specs = stack.eg.api("GET", "/api/kernelspecs")
+    assert status == 200
+    figures["kernelspecs_served"] = sorted(specs["kernelspecs"])
+    for name in ("python3", "spark_python_kubernetes", "R_kubernetes"):
+        status, body, _ = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": "stock"}, name=name)
+        assert status >= 400, f"EG started the stock kernelspec {name}: {body}"
+
+
+# --- where the gateway restarts ----------------------------------------------------------------
+
+
+def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
+    """Last with the notebook's kernel: close its websocket, let it idle, EG culls it."""
+    kernel_id = notebook_kernel["id"]
+    pod = stack.kernel_pod(kernel_id)
+    notebook_kernel["ws"].close()
+    wait_for(lambda: stack.eg.api("GET", f"/api/kernels/{kernel_id}")[1]["connections"] == 0, timeout=10)
+    last_activity = stack.eg.api("GET", f"/api/kernels/{kernel_id}")[1]["last_activity"]
+    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    wait_for(lambda: record.deleted, timeout=CULL_IDLE + CULL_INTERVAL + 30, what="the kernel pod's deletion")
+    idle = record.deleted - datetime.fromisoformat(last_activity.replace("Z", "+00:00")).timestamp()
+    figures["last_activity_to_pod_deleted_s"] = round(idle, 2)
+    assert CULL_IDLE - 0.5 <= idle <= CULL_IDLE + CULL_INTERVAL + 20
+    wait_for(lambda: record.stopped, timeout=15, what="the kernel process to stop")
+    assert stack.eg.api("GET", f"/api/kernels/{kernel_id}")[0] == 404
+    assert stack.jupyter.api("GET", f"/api/kernels/{kernel_id}")[0] == 404
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: not stack.kernel_pods(), timeout=10, what="no kernel pods")
+    left = stack.kernel_pods()
+    figures["kernel_pods_left_after_culling"] = len(left)
+    assert not left, [p["metadata"]["name"] for p in left]
+    assert not stack.node.running()
