@@ -39,7 +39,13 @@ TEMPLATE = {
 RENDERED = {
     "gateway-defaults": sync_gateway(gateway(), {}, kernel_role(), NOW, TOKEN)["children"],
     "gateway-full": sync_gateway(
-        gateway(kernels=["a"], defaultKernel="a", resources={"limits": {"cpu": 1}}, clusterRole="k"),
+        gateway(
+            kernels=["a"],
+            defaultKernel="a",
+            kernelProfiles=[{"name": "a", "nodeSelector": {"gpu": "yes"}, "priorityClassName": "low"}],
+            resources={"limits": {"cpu": 1}},
+            clusterRole="k",
+        ),
         {},
         kernel_role("k"),
         NOW,
