@@ -110,13 +110,13 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "kernelspec-name",
         "kernelspec names " + ", ".join(sorted(KERNELSPEC_MAP)) + " (default_kernel_name, "
         "whitelist/allowed lists, EG_DEFAULT_KERNEL_NAME, EG_ALLOWED_KERNELS)",
-        "python3 (ipykernel's spec in the EG venv)",
+        "python3 (ipykernel's spec in the EG venv); not in tests/kernels",
         "kernel images / pods do not exist",
     ),
     Substitution(
         "process-proxy",
         K8S_PROCESS_PROXY,
-        LOCAL_PROCESS_PROXY,
+        LOCAL_PROCESS_PROXY + "; not in tests/kernels, where EG creates real kernel pods",
         "kernels run as local children of EG instead of pods",
     ),
     Substitution(
@@ -147,6 +147,95 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "JUPYTER_CONFIG_DIR, JUPYTER_DATA_DIR, JUPYTER_RUNTIME_DIR under <workdir>; PATH=<venv>/bin:/usr/bin:/bin; "
         "then the container env",
         "no leakage from the developer's shell or ~/.jupyter",
+    ),
+    # --- tests/kernels: kernel pods on a real API server --------------------------------
+    Substitution(
+        "node",
+        "a node: scheduler, kubelet and container runtime running the kernel pods",
+        "tests/kernels/fake_node.FakeNode, the ONE stand-in: binds each pod labelled component=kernel "
+        "to Node fake-node (pods/binding), runs its container as a local process in its own session, "
+        "reports it Running with podIP 127.0.0.1 (pods/status); on deletion (or a deletionTimestamp) "
+        "stops the process and finalizes the pod (grace 0); an exit is reported Succeeded/Failed",
+        "no kubelet, container runtime or Docker here; everything else is the real API server's",
+    ),
+    Substitution(
+        "scheduling",
+        "the scheduler places a pod by nodeSelector, tolerations, affinity and priority",
+        "nothing evaluates them: the API server validates and admits them (PriorityClass, quota, "
+        "Pod Security), the fake node binds every kernel pod",
+        "no scheduler; the tests read the admitted pod spec instead",
+    ),
+    Substitution(
+        "kernel-image",
+        "elyra/kernel-py, kernel-tf-py, kernel-tf-gpu-py:3.3.0: CMD /usr/local/bin/bootstrap-kernel.sh, "
+        "ENV KERNEL_LANGUAGE=python, /usr/local/bin/kernel-launchers, conda python with ipykernel 6",
+        "bash <sdist>/etc/kernel-launchers/bootstrap/bootstrap-kernel.sh, KERNEL_LAUNCHERS_DIR=<sdist>/"
+        "etc/kernel-launchers (so the sdist's launch_ipykernel.py), PATH=<EG venv>/bin (ipykernel 6)",
+        "the images are not available; the same scripts come from the pinned EG 3.3.0 sdist",
+    ),
+    Substitution(
+        "kernel-pod-env",
+        "the kernel pod's env as launch_kubernetes.py writes it (EG's whole environment plus KERNEL_*)",
+        "the same, except PATH (row kernel-image); HOME, IPYTHONDIR, JUPYTER_{CONFIG,DATA,RUNTIME}_DIR "
+        "get a directory per pod; the shim's PYTHONPATH and LOCALRUN_INCLUSTER_DIR are dropped",
+        "those name directories of the gateway's container; all processes share one filesystem",
+    ),
+    Substitution(
+        "pod-network",
+        "the pod IP; the kernel listens on 0.0.0.0 at random ports (launch_ipykernel.py)",
+        "podIP/hostIP 127.0.0.1; the kernel listens on the host's 0.0.0.0 at random ports",
+        "one network namespace for every process",
+    ),
+    Substitution(
+        "workspace-pvc",
+        "the PersistentVolumeClaim <notebook>-workspace, mounted at /home/jovyan/work in the notebook "
+        "pod and in each kernel pod",
+        "one local directory: the notebook's root_dir (its workingDir) and the kernel's working "
+        "directory; the claim itself stays Pending (no provisioner), which nothing here waits for",
+        "no storage provisioner or kubelet volumes",
+    ),
+    Substitution(
+        "working-dir",
+        "KERNEL_WORKING_DIR that Jupyter Server sends: the notebook's directory under /home/jovyan/work",
+        "a local path (Jupyter Server's root_dir), which the gateway's kernel_guard.py treats as outside "
+        "the workspace: the kernel starts at the workspace's root",
+        "consequence of row workspace-pvc; a notebook in a subdirectory is not covered",
+    ),
+    Substitution(
+        "in-cluster-config",
+        "the gateway pod's /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt} and "
+        "KUBERNETES_SERVICE_HOST/PORT",
+        "a real token of <gateway>-gateway from the TokenRequest API (kubectl create token) and the "
+        "local CA in a directory; tests/kernels/incluster/sitecustomize.py (PYTHONPATH) points the "
+        "kubernetes client's in-cluster file names there; KUBERNETES_SERVICE_HOST=127.0.0.1, "
+        "KUBERNETES_SERVICE_PORT=<API server port>; for EG, the init containers and (EG_INHERITED_ENVS="
+        "PYTHONPATH,LOCALRUN_INCLUSTER_DIR) the launch_kubernetes.py EG starts",
+        "processes outside a pod; the API server checks the RBAC the hooks render, as in a cluster",
+    ),
+    Substitution(
+        "gateway-image-files",
+        "the EG image's /usr/local/share/jupyter/kernels (its Makefile's kernelspecs tarball) and its "
+        "/bin/sh and python, used by the gateway's init containers",
+        "the sdist's etc/kernelspecs/python_kubernetes with etc/kernel-launchers/kubernetes/scripts, "
+        "assembled in <run>/image/kernels; the host's /bin/sh; the EG venv's python",
+        "the image is not available",
+    ),
+    Substitution(
+        "kernelspec-dirs",
+        "jupyter_core's system path /usr/local/share/jupyter/kernels (the gateway mounts its rendered "
+        "kernelspecs there) and an emptyDir over /opt/conda/share/jupyter/kernels (the image "
+        "interpreter's own kernelspecs)",
+        "JUPYTER_PATH=<run>/usr-local-share-jupyter, whose kernels/ is that mount's directory; the "
+        "shim drops <EG venv>/share/jupyter from jupyter_core's search path (LOCALRUN_HIDDEN_JUPYTER_PATH)",
+        "nothing can be mounted over /usr/local or the shared EG venv",
+    ),
+    Substitution(
+        "deployment-pods",
+        "the gateway and notebook pods that kube-controller-manager creates from the applied Deployments",
+        "they stay Pending in the API server (the fake node runs kernel pods only); the same rendered "
+        "Deployments run as local processes (rows above); a gateway restart is a new local process "
+        "tree with fresh emptyDirs, its init containers first, on the same local ports",
+        "the Service address of a restarted gateway does not change",
     ),
 )
 
@@ -462,6 +551,7 @@ def start_container(
     remote_kernels: bool = False,
     mount_dirs: Mapping[str, Path] | None = None,
     extra_env: Mapping[str, str] | None = None,
+    port_map: Mapping[int, int] | None = None,
 ) -> LocalProcess:
     """Start one rendered container as a local process (see SUBSTITUTIONS).
 
@@ -473,7 +563,8 @@ def start_container(
     mount_dirs: {mountPath: existing local dir} for volumes shared between processes (a
     workspace PVC); a mount under the image's WORKDIR /home/jovyan also appears under the
     notebook's root_dir.  extra_env: set after the container env (tests/kernels lists why
-    in its own substitution rows).
+    in its own substitution rows).  port_map: reuse these local ports (a restarted gateway
+    keeps its address, as a pod keeps its Service).
     """
     name = container.get("name") or "container"
     workdir = Path(workdir).resolve() / name
@@ -484,7 +575,7 @@ def start_container(
     cports = [int(p["containerPort"]) for p in container.get("ports") or []]
     if role == "notebook" and NOTEBOOK_DEFAULT_PORT not in cports:
         cports.insert(0, NOTEBOOK_DEFAULT_PORT)
-    ports = {p: free_port() for p in cports}
+    ports = {p: (port_map or {}).get(p) or free_port() for p in cports}
 
     # --- services
     svc: dict[str, tuple[str, int]] = {}
@@ -568,6 +659,9 @@ def start_container(
     if role == "notebook":
         (workdir / "home").mkdir(exist_ok=True)
         root_dir = workdir / "home"
+        working_dir = container.get("workingDir")
+        if working_dir and map_path(working_dir, mounts) != working_dir:
+            root_dir = Path(map_path(working_dir, mounts))  # the server's root is its working directory
         for mp, d in (mount_dirs or {}).items():
             rel = os.path.relpath(mp, JOVYAN_HOME)
             if rel == ".":

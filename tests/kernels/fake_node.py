@@ -117,7 +117,7 @@ class FakeNode:
     ):
         self.api, self.namespaces, self.images, self.venv = api, set(namespaces), images, Path(venv)
         self.workdir = Path(workdir)
-        self.claims = dict(claims or {})  # (namespace, claimName) -> local directory
+        self.claims = claims if claims is not None else {}  # (namespace, claimName) -> local dir; shared
         self.pods: dict[str, PodRecord] = {}  # by uid
         self.errors: list[str] = []
         self._lock = threading.Lock()

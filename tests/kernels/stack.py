@@ -42,6 +42,7 @@ GATEWAY, NOTEBOOK = "gw", "alice"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
 QUOTA = {"requests.cpu": "2", "requests.memory": "4Gi", "requests.nvidia.com/gpu": "1", "pods": "10"}
 KERNEL_IMAGE = "elyra/kernel-py:3.3.0"
+PREEMPTIBLE = "kernels-preemptible"
 NOW = rendered.NOW
 # The EG image's /usr/local/share/jupyter/kernels: the sdist's kernelspecs, assembled as its
 # Makefile does (kernel-launchers/kubernetes/scripts copied into each kubernetes kernelspec).
@@ -139,6 +140,16 @@ class KernelStack:
             cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubeflow.tkestack.io", "--timeout=60s")
         for ns in (GATEWAY_NS, NOTEBOOK_NS):
             cp.create_namespace(ns, RESTRICTED)
+        # A low priority lets higher-priority work preempt idle kernels (kernel profiles may name it).
+        cp.apply(
+            {
+                "apiVersion": "scheduling.k8s.io/v1",
+                "kind": "PriorityClass",
+                "metadata": {"name": PREEMPTIBLE},
+                "value": -10,
+                "preemptionPolicy": "Never",
+            }
+        )
         cp.apply(
             {
                 "apiVersion": "v1",
@@ -188,6 +199,7 @@ class KernelStack:
             GATEWAYS: {f"{GATEWAY_NS}/{GATEWAY}": gateway},
             "Secret.v1": {f"{GATEWAY_NS}/{secret['metadata']['name']}": secret},
         }
+        related[CLUSTER_ROLES] = {role["metadata"]["name"]: role}
         notebook = cp.kubectl_json("get", "jupyternotebook", NOTEBOOK, "-n", NOTEBOOK_NS)
         result = sync_notebook(notebook, {}, related, NOW, "n" * 48)
         assert result["children"], result["status"]
@@ -218,6 +230,9 @@ class KernelStack:
             "KUBERNETES_SERVICE_PORT": str(self.cp.apiserver_port),
             "PYTHONPATH": str(INCLUSTER_SHIM),
             "LOCALRUN_INCLUSTER_DIR": str(folder),
+            # EG passes a kernel launcher none of its own environment but these: the launcher
+            # (launch_kubernetes.py) needs the in-cluster configuration too.
+            "EG_INHERITED_ENVS": "PYTHONPATH,LOCALRUN_INCLUSTER_DIR",
         }
 
     def start_gateway(self) -> lr.LocalProcess:
@@ -250,6 +265,7 @@ class KernelStack:
         if IMAGE_PREFIX_KERNELS in mount_dirs:
             extra["LOCALRUN_HIDDEN_JUPYTER_PATH"] = str(lr.EG_VENV / "share" / "jupyter")
         token = secret_token(self.gateway_children, f"{GATEWAY}-gateway-auth")
+        ports = self.eg.ports if self.eg else None  # the Service's address does not change
         self.eg = self.local.start(
             container,
             files,
@@ -261,6 +277,7 @@ class KernelStack:
             remote_kernels=True,
             extra_env=extra,
             mount_dirs=mount_dirs,
+            port_map=ports,
         )
         self.timings["gateway_ready_s"] = round(time.monotonic() - t0, 2)
         return self.eg
@@ -335,6 +352,21 @@ class KernelStack:
             mount_dirs=mount_dirs,
         )
         self.timings["notebook_ready_s"] = round(time.monotonic() - t0, 2)
+
+    def kill_gateway(self, sig: int) -> dict:
+        """Stop EG with ``sig`` (SIGTERM: a rollout, SIGKILL: a crash); its kernel pods are left
+        to whatever EG does, the node keeps running them."""
+        eg = self.eg
+        t0 = time.monotonic()
+        eg.proc.send_signal(sig)
+        try:
+            eg.proc.wait(35)  # a pod's default grace period is 30 s
+        except subprocess.TimeoutExpired:
+            eg.proc.kill()
+            eg.proc.wait(5)
+        stopped = {"signal": sig, "rc": eg.proc.returncode, "seconds": round(time.monotonic() - t0, 2)}
+        eg.stop()  # nothing left of it (the launchers it started are its descendants)
+        return stopped
 
     # ------------------------------------------------------------------ observations
     def kernel_pods(self, namespace: str | None = None) -> list[dict]:

@@ -9,6 +9,8 @@ the API. The only stand-in is the node (fake_node.FakeNode).
 from __future__ import annotations
 
 import contextlib
+import json
+import signal
 import time
 from datetime import datetime
 
@@ -21,18 +23,31 @@ from controlplane import wait_for
 pytestmark = pytest.mark.kernels
 
 CULL_IDLE, CULL_INTERVAL = 4, 1
+KERNEL_DEFAULTS = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
+GPU_PROFILE = {
+    "name": "python_gpu",
+    "displayName": "Python with a GPU",
+    "image": "elyra/kernel-tf-gpu-py:3.3.0",
+    "resources": KERNEL_DEFAULTS,
+    "maxResources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1},
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "priorityClassName": ks.PREEMPTIBLE,
+}
 GATEWAY_SPEC = {
     "cullIdleTimeout": CULL_IDLE,
     "cullInterval": CULL_INTERVAL,
     "allowedNamespaces": [ks.NOTEBOOK_NS],
     "kernelLaunchTimeout": 60,
-}
-NOTEBOOK_SPEC = {
-    "gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS},
-    "kernelResources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
-}
-# A client talking to the gateway directly (any holder of the gateway token).
-CLIENT_ENV = {"KERNEL_USERNAME": "mallory", "KERNEL_CPUS": "250m", "KERNEL_MEMORY": "256Mi"}
+    "kernelProfiles": [
+        {"name": "python_kubernetes", "displayName": "Python", "image": ks.KERNEL_IMAGE,
+         "resources": KERNEL_DEFAULTS, "maxResources": {"cpu": "1", "memory": "1Gi"}},
+        GPU_PROFILE,
+    ],
+}  # fmt: skip
+NOTEBOOK_SPEC = {"gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS}, "workspace": {"size": "1Gi"}}
+# A client talking to the gateway directly (any holder of the gateway token), as a notebook would.
+CLIENT_ENV = {"KERNEL_USERNAME": "mallory", "KERNEL_NAMESPACE": ks.NOTEBOOK_NS}
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +68,12 @@ def notebook_kernel(stack, figures):
     """A kernel the notebook starts (as JupyterLab would), with an open websocket."""
     jupyter = stack.jupyter
     t0 = time.monotonic()
-    status, kernel = jupyter.api("POST", "/api/kernels", {}, timeout=120)
-    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    # As JupyterLab opens a notebook: a session, whose kernel is the gateway's default profile.
+    body = {"path": "analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {}}
+    status, session = jupyter.api("POST", "/api/sessions", body, timeout=120)
+    assert status == 201, f"{status} {session}{failure(stack)}"
     figures["kernel_start_s"] = round(time.monotonic() - t0, 2)
+    kernel = session["kernel"]
     ws = lr.KernelWS(jupyter.url, kernel["id"], jupyter.token)
     try:
         yield {"id": kernel["id"], "ws": ws}
@@ -89,9 +107,16 @@ def test_the_kernel_runs_beside_its_notebook(stack, notebook_kernel):
     )
 
 
-def test_the_kernel_pod_is_restricted_and_holds_no_token(stack, notebook_kernel, psacheck):
+def test_the_kernel_pod_is_admitted_as_restricted_and_holds_no_token(stack, notebook_kernel):
     pod = stack.kernel_pod(notebook_kernel["id"])
-    assert psacheck({"kernel": pod["spec"]}) == {"kernel": ""}
+    namespace = stack.api.get(f"/api/v1/namespaces/{pod['metadata']['namespace']}")
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    # The admission is real: the stock template's pod (no securityContext) is refused there.
+    where = {"name": "stock", "namespace": pod["metadata"]["namespace"]}
+    stock = {"apiVersion": "v1", "kind": "Pod", "metadata": where,
+             "spec": {"containers": [{"name": "kernel", "image": ks.KERNEL_IMAGE}]}}  # fmt: skip
+    res = stack.cp.kubectl("apply", "--dry-run=server", "-f", "-", input=json.dumps(stock), check=False)
+    assert res.returncode != 0 and "violates PodSecurity" in res.stderr, res.stderr
     assert pod["spec"].get("automountServiceAccountToken") is False
     assert pod["spec"]["serviceAccountName"] != f"{ks.GATEWAY}-gateway"
 
@@ -168,6 +193,51 @@ def test_only_the_gateways_own_kernelspecs_start(stack, figures):
         assert status >= 400, f"EG started the stock kernelspec {name}: {body}"
 
 
+def test_a_kernel_over_its_profile_maximum_is_refused_with_a_message(stack, figures):
+    username = "greedy"
+    status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_CPUS": "3"})
+    figures["over_profile_maximum.client_gets"] = f"{status} {message(body)}"
+    assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body)
+    assert "Error occurred during launch" in message(body)
+    stack.eg.wait_for_log(r"KERNEL_CPUS=3 is more than this kernel profile allows \(cpu at most 1\)")
+
+
+def message(body) -> str:
+    return body.get("message") or body.get("reason") or str(body) if isinstance(body, dict) else str(body)
+
+
+def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_holds(stack, figures):
+    """Issue 11 item 7, and a kernel over the namespace's ResourceQuota (one GPU) is refused."""
+    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-user", "KERNEL_GPUS": "1"}
+    status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
+    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    try:
+        pod = stack.kernel_pod(kernel["id"])
+        resources = pod["spec"]["containers"][0]["resources"]
+        assert resources["requests"]["nvidia.com/gpu"] == resources["limits"]["nvidia.com/gpu"] == "1"
+        assert pod["spec"]["nodeSelector"] == GPU_PROFILE["nodeSelector"]
+        assert GPU_PROFILE["tolerations"][0] in pod["spec"]["tolerations"]
+        assert (pod["spec"]["priorityClassName"], pod["spec"]["priority"]) == (ks.PREEMPTIBLE, -10)
+        assert pod["spec"]["containers"][0]["image"] == GPU_PROFILE["image"]
+        used = stack.api.get(f"/api/v1/namespaces/{ks.NOTEBOOK_NS}/resourcequotas/team")["status"]["used"]
+        assert used["requests.nvidia.com/gpu"] == "1", used
+        # The namespace's quota holds one GPU: a second GPU kernel is refused.
+        status, body, second = started_pod(stack, {**env, "KERNEL_USERNAME": "gpu-two"}, GPU_PROFILE["name"])
+        figures["over_quota.client_gets"] = f"{status} {message(body)}"
+        assert status >= 400 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
+        stack.eg.wait_for_log(r"exceeded quota: team, requested: requests.nvidia.com/gpu=1")
+    finally:
+        stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
+    notebook = wait_for(
+        lambda: stack.api.pods(ks.NOTEBOOK_NS, f"kubeflow.tkestack.io/jupyternotebook={ks.NOTEBOOK}"),
+        timeout=60,
+        what="the notebook pod (kube-controller-manager)",
+    )
+    for container in notebook[0]["spec"]["containers"]:
+        for part in ("requests", "limits"):
+            assert "nvidia.com/gpu" not in (container.get("resources") or {}).get(part, {}), container
+
+
 # --- where the gateway restarts ----------------------------------------------------------------
 
 
@@ -192,3 +262,36 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     figures["kernel_pods_left_after_culling"] = len(left)
     assert not left, [p["metadata"]["name"] for p in left]
     assert not stack.node.running()
+
+
+@pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
+def test_after_a_gateway_restart_no_kernel_pod_is_left_that_no_gateway_culls(stack, signal_name, figures):
+    """Issue 11 item 5: SIGTERM is a Recreate rollout, SIGKILL a crash (OOM, lost node)."""
+    wait_for(lambda: not stack.kernel_pods(), timeout=30, what="no kernel pods before the restart")
+    kernels = []
+    for i in range(2):
+        status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": f"restart-{i}"}})
+        assert status == 201, f"{status} {kernel}{failure(stack)}"
+        kernels.append(kernel["id"])
+    before = len(stack.kernel_pods())
+    stopped = stack.kill_gateway(getattr(signal, signal_name))
+    after_stop = len(stack.kernel_pods())
+    running_after_stop = len(stack.node.running())
+    t0 = time.monotonic()
+    stack.start_gateway()
+    restarted = time.monotonic() - t0
+    wait_for(lambda: not stack.kernel_pods(), timeout=CULL_IDLE + CULL_INTERVAL + 20, what="no kernel pods")
+    gone = time.monotonic() - t0
+    figures[f"restart.{signal_name}"] = {
+        "kernel_pods_before": before,
+        "gateway_exit_s": stopped["seconds"],
+        "kernel_pods_after_gateway_exit": after_stop,
+        "kernel_processes_after_gateway_exit": running_after_stop,
+        "gateway_restart_s": round(restarted, 2),
+        "seconds_from_restart_to_no_kernel_pod": round(gone, 2),
+        "sweep_log": stack.init_logs.get("sweep-kernels", "").strip()[-200:],
+    }
+    assert before == 2
+    wait_for(lambda: not stack.node.running(), timeout=15, what="the node to stop every kernel")
+    status, listed = stack.eg.api("GET", "/api/kernels")
+    assert status == 200 and not [k for k in listed if k["id"] in kernels], listed
