@@ -245,6 +245,8 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     """Last with the notebook's kernel: close its websocket, let it idle, EG culls it."""
     kernel_id = notebook_kernel["id"]
     pod = stack.kernel_pod(kernel_id)
+    # Its last activity is this cell; an open tab keeps a kernel (cullConnected is false).
+    assert notebook_kernel["ws"].execute("1+1", timeout=30)["result"] == "2"
     notebook_kernel["ws"].close()
     wait_for(lambda: stack.eg.api("GET", f"/api/kernels/{kernel_id}")[1]["connections"] == 0, timeout=10)
     last_activity = stack.eg.api("GET", f"/api/kernels/{kernel_id}")[1]["last_activity"]
@@ -254,8 +256,8 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     figures["last_activity_to_pod_deleted_s"] = round(idle, 2)
     assert CULL_IDLE - 0.5 <= idle <= CULL_IDLE + CULL_INTERVAL + 20
     wait_for(lambda: record.stopped, timeout=15, what="the kernel process to stop")
-    assert stack.eg.api("GET", f"/api/kernels/{kernel_id}")[0] == 404
-    assert stack.jupyter.api("GET", f"/api/kernels/{kernel_id}")[0] == 404
+    for server in (stack.eg, stack.jupyter):  # EG forgets the kernel once its shutdown ends
+        wait_for(lambda s=server: s.api("GET", f"/api/kernels/{kernel_id}")[0] == 404, timeout=30)
     with contextlib.suppress(TimeoutError):
         wait_for(lambda: not stack.kernel_pods(), timeout=10, what="no kernel pods")
     left = stack.kernel_pods()
@@ -268,13 +270,20 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
 def test_after_a_gateway_restart_no_kernel_pod_is_left_that_no_gateway_culls(stack, signal_name, figures):
     """Issue 11 item 5: SIGTERM is a Recreate rollout, SIGKILL a crash (OOM, lost node)."""
     wait_for(lambda: not stack.kernel_pods(), timeout=30, what="no kernel pods before the restart")
-    kernels = []
-    for i in range(2):
-        status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": f"restart-{i}"}})
-        assert status == 201, f"{status} {kernel}{failure(stack)}"
-        kernels.append(kernel["id"])
-    before = len(stack.kernel_pods())
-    stopped = stack.kill_gateway(getattr(signal, signal_name))
+    kernels, sockets = [], []
+    try:
+        for i in range(2):
+            status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": f"restart-{i}"}})
+            assert status == 201, f"{status} {kernel}{failure(stack)}"
+            kernels.append(kernel["id"])
+            # Connected, as an open notebook tab: not culled while the gateway runs.
+            sockets.append(lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token))
+        before = len(stack.kernel_pods())
+        stopped = stack.kill_gateway(getattr(signal, signal_name))
+    finally:
+        for ws in sockets:
+            with contextlib.suppress(Exception):
+                ws.close()
     after_stop = len(stack.kernel_pods())
     running_after_stop = len(stack.node.running())
     t0 = time.monotonic()
