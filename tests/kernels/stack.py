@@ -32,6 +32,7 @@ from fake_node import FakeNode, kernel_images
 from kubeapi import KubeApi
 
 from hooks.gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, sync_gateway
+from hooks.models import API_VERSION
 from hooks.notebook import GATEWAYS, sync_notebook
 
 REPO = lr.REPO
@@ -72,6 +73,10 @@ def stock_image_kernels(dest: Path) -> Path:
     for name in ("launch_kubernetes.py", "kernel-pod.yaml.j2"):
         shutil.copy(SDIST / "etc/kernel-launchers/kubernetes/scripts" / name, spec / "scripts" / name)
     return dest
+
+
+def cr(kind: str, name: str, namespace: str, spec: dict) -> dict:
+    return {"apiVersion": API_VERSION, "kind": kind, "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
 
 def secret_token(children: list[dict], name: str, key: str = "token") -> str:
@@ -164,27 +169,16 @@ class KernelStack:
             what="the ResourceQuota's status (resourcequota controller)",
         )
 
-    def gateway_cr(self) -> dict:
-        return {
-            "apiVersion": "kubeflow.tkestack.io/v1alpha1",
-            "kind": "JupyterGateway",
-            "metadata": {"name": GATEWAY, "namespace": GATEWAY_NS},
-            "spec": self.gateway_spec,
-        }
-
-    def notebook_cr(self) -> dict:
-        return {
-            "apiVersion": "kubeflow.tkestack.io/v1alpha1",
-            "kind": "JupyterNotebook",
-            "metadata": {"name": NOTEBOOK, "namespace": NOTEBOOK_NS},
-            "spec": self.notebook_spec,
-        }
-
     def _render_and_apply(self) -> None:
         """Apply both CRs (the schema must accept them), then the children the hooks render for
         the objects the API server returns, as Metacontroller would."""
         cp = self.cp
-        cp.apply([self.gateway_cr(), self.notebook_cr()])
+        cp.apply(
+            [
+                cr("JupyterGateway", GATEWAY, GATEWAY_NS, self.gateway_spec),
+                cr("JupyterNotebook", NOTEBOOK, NOTEBOOK_NS, self.notebook_spec),
+            ]
+        )
         gateway = cp.kubectl_json("get", "jupytergateway", GATEWAY, "-n", GATEWAY_NS)
         role = cp.kubectl_json("get", "clusterrole", gateway["spec"].get("clusterRole", "jupyter-gateway-kernels"))
         assert role["metadata"]["labels"][KERNEL_ROLE_LABEL] == "true"
