@@ -38,6 +38,10 @@ IGNORED = (
     "KERNEL_UID",
     "KERNEL_GID",
 )
+# The gateway container's own Jupyter directories: a client that sends no environment gets
+# Enterprise Gateway's whole one (jupyter_client's pre_start_kernel), and the launcher copies
+# its environment into the pod, where these paths do not exist.
+GATEWAY_ONLY = ("JUPYTER_PATH", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_PATH", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR")
 # (variable, resource, requests or limits)
 RESOURCES = (
     ("KERNEL_CPUS", "cpu", "requests"),
@@ -182,7 +186,7 @@ def checked_env(env: dict, policy: dict) -> dict:
         "KERNEL_WORKSPACE_ACCESS_MODE",
         "KERNEL_WORKING_DIR",
     }
-    out = {k: v for k, v in env.items() if k not in IGNORED and k not in managed}
+    out = {k: v for k, v in env.items() if k not in IGNORED and k not in GATEWAY_ONLY and k not in managed}
     out.update(decided)
     return out
 

@@ -330,6 +330,10 @@ class Workspace(_Spec):
             "x-kubernetes-validations": [
                 {"rule": "has(self.claimName) != has(self.size)", "message": "give claimName or size, not both"},
                 {"rule": "!has(self.storageClassName) || has(self.size)", "message": "storageClassName needs size"},
+                {
+                    "rule": "!has(self.size) || (string(self.size) != '0' && !string(self.size).startsWith('-'))",
+                    "message": "size must be positive",
+                },
             ]
         }
     )
@@ -352,6 +356,8 @@ class Workspace(_Spec):
             raise ValueError("give claimName or size, not both")
         if self.storage_class_name is not None and self.size is None:
             raise ValueError("storageClassName needs size")
+        if self.size is not None and (str(self.size) == "0" or str(self.size).startswith("-")):
+            raise ValueError("size must be positive")
         return self
 
 
