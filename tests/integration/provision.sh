@@ -41,7 +41,7 @@ wait $p1 || rc=1; wait $p2 || rc=1
 [[ $rc == 0 ]] || { echo "provision: venv build failed" >&2; exit 1; }
 
 EG_SDIST=jupyter_enterprise_gateway-3.3.0
-EG_SDIST_SHA256=58d61fef0f30d8010553bf3755c7d205c072383849c416916b37d3ef940725b7
+EG_SDIST_SHA256=58d61fef0f30d8010553bf3755c7d205c072383849c416916b37d3ef940725b7  # as tests/eg_launcher.py SHA256
 if ! [[ -f "$CACHE/eg-sdist/$EG_SDIST/etc/kernel-launchers/kubernetes/scripts/launch_kubernetes.py" ]]; then
   echo "provision: fetching the $EG_SDIST source distribution"
   rm -rf "$CACHE/eg-sdist" && mkdir -p "$CACHE/eg-sdist"

@@ -34,9 +34,10 @@ from kubeapi import KubeApi
 from hooks.gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, sync_gateway
 from hooks.models import API_VERSION
 from hooks.notebook import GATEWAYS, sync_notebook
+from tests import eg_launcher
 
 REPO = lr.REPO
-SDIST = Path(lr.CACHE / "eg-sdist" / "jupyter_enterprise_gateway-3.3.0")
+SDIST = eg_launcher.CACHE / f"jupyter_enterprise_gateway-{eg_launcher.VERSION}"
 INCLUSTER_SHIM = Path(__file__).resolve().parent / "incluster"
 GATEWAY_NS, NOTEBOOK_NS = "gateways", "team-a"
 GATEWAY, NOTEBOOK = "gw", "alice"
@@ -54,8 +55,10 @@ IMAGE_PREFIX_KERNELS = "/opt/conda/share/jupyter/kernels"  # the EG image interp
 def missing_parts() -> list[str]:
     """What the suite needs that is not there, each with how to get it."""
     missing = []
-    if not (SDIST / "etc" / "kernel-launchers").is_dir():
-        missing.append(f"{SDIST} (run: bash tests/integration/provision.sh)")
+    try:
+        eg_launcher.sdist()  # fetched by tests/integration/provision.sh; else here (hash pinned)
+    except RuntimeError as exc:
+        missing.append(str(exc))
     for venv in (lr.EG_VENV, lr.FE_VENV):
         if not (venv / "bin" / "jupyter").exists():
             missing.append(f"{venv} (run: bash tests/integration/provision.sh)")

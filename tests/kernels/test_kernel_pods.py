@@ -256,8 +256,10 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     figures["last_activity_to_pod_deleted_s"] = round(idle, 2)
     assert CULL_IDLE - 0.5 <= idle <= CULL_IDLE + CULL_INTERVAL + 20
     wait_for(lambda: record.stopped, timeout=15, what="the kernel process to stop")
-    for server in (stack.eg, stack.jupyter):  # EG forgets the kernel once its shutdown ends
-        wait_for(lambda s=server: s.api("GET", f"/api/kernels/{kernel_id}")[0] == 404, timeout=30)
+    # EG forgets the kernel once its shutdown ends; Jupyter Server when it lists the gateway's kernels.
+    wait_for(lambda: stack.eg.api("GET", f"/api/kernels/{kernel_id}")[0] == 404, timeout=30, what="EG's 404")
+    listed = stack.jupyter.api("GET", "/api/kernels")
+    assert listed[0] == 200 and kernel_id not in [k["id"] for k in listed[1]], listed
     with contextlib.suppress(TimeoutError):
         wait_for(lambda: not stack.kernel_pods(), timeout=10, what="no kernel pods")
     left = stack.kernel_pods()
