@@ -70,7 +70,7 @@ def template(containers: int, env: int, volumes: int) -> dict:
 
 NOTEBOOK_SIZES = {
     "small": {},
-    "typical": {"template": template(containers=1, env=8, volumes=2)},
+    "typical": {"template": template(containers=1, env=8, volumes=2), "workspace": {"size": "10Gi"}},
     "large": {"template": template(containers=6, env=60, volumes=20)},
 }
 

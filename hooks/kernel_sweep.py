@@ -10,9 +10,9 @@ is gone by then), with the gateway's ServiceAccount:
 
 SWEEP.json (written by the gateway hook) names the label selector of this gateway's kernel
 pods and the namespaces to look in: its own and those of spec.allowedNamespaces (``*``
-cannot be listed with namespaced rights; see the README). A namespace where the gateway
-has no rights (no notebook there yet) is skipped. Uses the kubernetes client of the
-gateway image.
+cannot be listed with namespaced rights; see the README). A namespace it cannot sweep (no
+rights there: no notebook yet; the API server unreachable) is reported and skipped: the
+sweep never keeps the gateway from starting. Uses the kubernetes client of the gateway image.
 """
 
 from __future__ import annotations
@@ -36,19 +36,18 @@ def main(argv: list) -> int:
     api = client.CoreV1Api()
     deleted = 0
     for namespace in sweep["namespaces"]:
+        # Never keep the gateway from starting: a namespace that fails is reported and skipped
+        # (no rights there yet: 403), and its orphans wait for the next restart.
         try:
-            pods = api.list_namespaced_pod(namespace, label_selector=sweep["selector"]).items
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                continue
-            raise
-        for pod in pods:
-            try:
-                api.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
-                deleted += 1
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
+            for pod in api.list_namespaced_pod(namespace, label_selector=sweep["selector"]).items:
+                try:
+                    api.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+                    deleted += 1
+                except ApiException as exc:
+                    if exc.status != 404:
+                        raise
+        except Exception as exc:
+            print(f"kernel sweep: namespace {namespace} skipped: {exc}".splitlines()[0], file=sys.stderr)
     print(f"kernel sweep: deleted {deleted} kernel pods left by a previous gateway", file=sys.stderr)
     return 0
 

@@ -361,3 +361,60 @@ def test_kernel_pods_the_launcher_renders_are_admitted_as_restricted_with_their_
     assert stored["spec"]["priority"] == -10
     assert stored["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
     assert not [v for v in stored["spec"]["volumes"] if "projected" in v], "no service account token"
+
+
+def test_the_gateway_may_run_kernel_pods_exactly_where_its_notebooks_are_and_sweeps_its_orphans(installed):
+    """RBAC as rendered (the gateway's RoleBinding, a notebook's RoleBinding in its namespace,
+    the shipped ClusterRole), checked by the API server's authorizer; then the gateway's
+    sweep (kernel_sweep.py, run by Enterprise Gateway's interpreter with its kubernetes client)
+    deletes this gateway's kernel pods and nothing else."""
+    import subprocess
+
+    from hooks import kernelspecs
+
+    eg_python = ROOT / ".cache" / "venvs" / "eg" / "bin" / "python"
+    assert eg_python.exists(), f"{eg_python} missing: run `make runtimes` (tests/integration/provision.sh)"
+    cp = installed
+    cp.create_namespace("e2e-gateways")
+    gw = gateway("sweeper", "e2e-gateways", allowedNamespaces=["e2e-restricted"])
+    gw_children = sync_gateway(gw, {}, kernel_role(), NOW, TOKEN)["children"]
+    apply_children(cp, gw_children)
+    nb = notebook("swept", "e2e-restricted", gateway={"name": "sweeper", "namespace": "e2e-gateways"})
+    apply_children(cp, sync_notebook(nb, {}, related_gateway(gw), NOW, TOKEN)["children"])
+
+    who = "--as=system:serviceaccount:e2e-gateways:sweeper-gateway"
+
+    def can(verb: str, resource: str, namespace: str) -> bool:
+        res = cp.kubectl("auth", "can-i", verb, resource, "-n", namespace, who, check=False)
+        return res.stdout.strip() == "yes"
+
+    for namespace in ("e2e-gateways", "e2e-restricted"):
+        assert all(can(verb, "pods", namespace) for verb in ("create", "get", "list", "delete")), namespace
+        assert not can("watch", "pods", namespace) and not can("create", "secrets", namespace)
+    assert not can("create", "pods", "default") and not can("create", "pods", "kube-system")
+
+    def pod(name: str, labels: dict) -> dict:
+        spec = {"containers": [{"name": "kernel", "image": "elyra/kernel-py:3.3.0"}]}
+        from hooks.podsecurity import harden
+
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "e2e-restricted", "labels": labels},
+            "spec": {**harden(spec), "automountServiceAccountToken": False},
+        }
+
+    selector = dict(part.split("=") for part in kernelspecs.sweep_selector("sweeper", "e2e-gateways").split(","))
+    orphan = pod("orphan-kernel", {**selector, "app": "enterprise-gateway", "kernel_id": "x"})
+    other = pod("other-gateways-kernel", {**selector, "kubeflow.tkestack.io/gateway-name": "another"})
+    apply_children(cp, [orphan, other])
+    data = next(c for c in gw_children if c["metadata"]["name"] == "sweeper-gateway-kernelspecs")["data"]
+    sweep = cp.workdir / "sweep.json"
+    sweep.write_text(data["sweep.json"])
+    script = ROOT / "hooks" / "kernel_sweep.py"
+    env = {"KUBECONFIG": str(cp.kubeconfig), "PATH": os.environ["PATH"]}
+    result = subprocess.run([str(eg_python), str(script), str(sweep)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 kernel pods" in result.stderr
+    wait_for(lambda: not cp.exists("pod", "orphan-kernel", "-n", "e2e-restricted"), timeout=30, what="orphan gone")
+    assert cp.exists("pod", "other-gateways-kernel", "-n", "e2e-restricted")
