@@ -211,6 +211,8 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
     env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-user", "KERNEL_GPUS": "1"}
     status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
     assert status == 201, f"{status} {kernel}{failure(stack)}"
+    # Connected, so that it is not culled (freeing its GPU) before the second one asks.
+    ws = lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
     try:
         pod = stack.kernel_pod(kernel["id"])
         resources = pod["spec"]["containers"][0]["resources"]
@@ -227,6 +229,7 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
         assert status >= 400 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
         stack.eg.wait_for_log(r"exceeded quota: team, requested: requests.nvidia.com/gpu=1")
     finally:
+        ws.close()
         stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
     notebook = wait_for(
         lambda: stack.api.pods(ks.NOTEBOOK_NS, f"kubeflow.tkestack.io/jupyternotebook={ks.NOTEBOOK}"),
