@@ -19,7 +19,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -134,6 +136,8 @@ class KernelStack:
     def stop(self) -> None:
         """Jupyter Server, then EG, then the node (kernels), then the control plane; always all."""
         with contextlib.suppress(Exception):
+            if self.jupyter:  # before the gateway: without it Jupyter Server's shutdown hangs
+                self.jupyter.stop()
             self.local.stop_all()
         if self.node:
             self.node.stop()
@@ -354,6 +358,7 @@ class KernelStack:
         """Stop EG with ``sig`` (SIGTERM: a rollout, SIGKILL: a crash); its kernel pods are left
         to whatever EG does, the node keeps running them."""
         eg = self.eg
+        launchers = lr.descendants(eg.pid)  # EG's kernel launchers; none outlives this call
         t0 = time.monotonic()
         eg.proc.send_signal(sig)
         try:
@@ -362,7 +367,10 @@ class KernelStack:
             eg.proc.kill()
             eg.proc.wait(5)
         stopped = {"signal": sig, "rc": eg.proc.returncode, "seconds": round(time.monotonic() - t0, 2)}
-        eg.stop()  # nothing left of it (the launchers it started are its descendants)
+        eg.stop()
+        for pid in launchers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         return stopped
 
     # ------------------------------------------------------------------ observations
