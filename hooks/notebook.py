@@ -148,6 +148,12 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         now,
     )
     conditions = [ch.condition("Ready", ok, reason, message, previous, now), suspended]
+    if gateway is not None:
+        # The gateway refuses such a kernel with a generic error: say why here.
+        fits, why = kernels.resources_fit(spec, gateway)
+        conditions.append(
+            ch.condition("KernelResourcesFit", fits, "Fits" if fits else "ExceedsProfile", why, previous, now)
+        )
     status["conditions"] = conditions + ([gateway_cond] if gateway_cond else [])
     return ch.response(meta, status, desired)
 

@@ -16,10 +16,13 @@ gateway's kernel_guard.py before its pod template uses them).
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL
 from .gateway import child_name as gateway_child_name
-from .kernelspecs import WORKSPACE_DIR
-from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterNotebookSpec
+from .kernel_guard import GPU, quantity
+from .kernelspecs import WORKSPACE_DIR, profiles
+from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterGatewaySpec, JupyterNotebookSpec
 from .quantity import canonical_quantity
 
 WORKSPACE_VOLUME = "jupyter-notebook-workspace"
@@ -114,3 +117,35 @@ def children(
         }
     )
     return out, None
+
+
+def resources_fit(spec: JupyterNotebookSpec, gateway: dict) -> tuple[bool, str]:
+    """(fits, message): do spec.kernelResources stay within the maximum of the gateway's default
+    kernel profile? The gateway's guard refuses a kernel that asks for more, and the user then
+    sees only Enterprise Gateway's generic launch error."""
+    try:
+        gw_spec = JupyterGatewaySpec.model_validate(gateway.get("spec") or {})
+    except ValidationError:
+        return True, "the gateway's spec is invalid; see its status"
+    profile = next((p for p in profiles(gw_spec) if p.name == gw_spec.default_kernel), None)
+    if profile is None:
+        return True, "the gateway serves no default kernel profile"
+    maximum = profile.max_resources.model_dump(by_alias=True, exclude_none=True) if profile.max_resources else {}
+    maximum.setdefault(GPU, 0)
+    for part in ("requests", "limits"):
+        asked = getattr(spec.kernel_resources, part, None) if spec.kernel_resources else None
+        for resource, value in (asked.model_dump(by_alias=True, exclude_none=True) if asked else {}).items():
+            try:
+                over = resource in maximum and _amount(value) > _amount(maximum[resource])
+            except ValueError:
+                return False, f"spec.kernelResources.{part}.{resource}: {value} is not a positive quantity"
+            if over:
+                return False, (
+                    f"spec.kernelResources.{part}.{resource}: {value} exceeds {maximum[resource]}, the most kernel "
+                    f"profile {profile.name} allows: the gateway will refuse to start its kernels"
+                )
+    return True, f"kernelResources fit kernel profile {profile.name}"
+
+
+def _amount(value):
+    return quantity(canonical_quantity(value))

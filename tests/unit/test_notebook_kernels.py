@@ -165,3 +165,28 @@ def test_any_workspace_is_rendered_or_refused_naming_the_field(workspace):
         assert claim == workspace.get("claimName", "alice-workspace")
     else:
         assert ready["reason"] == "InvalidSpec" and ready["message"].startswith("spec.workspace")
+
+
+def test_kernel_resources_beyond_the_default_profile_are_reported_on_the_notebook():
+    """The gateway's refusal reaches the user only as a generic launch error; the notebook's
+    status names the field and the limit."""
+
+    def fit(resources, gw=SHARED):
+        result = sync(notebook("alice", "team-a", gateway=REF, kernelResources=resources), related=related_gateway(gw))
+        cond = next(c for c in result["status"]["conditions"] if c["type"] == "KernelResourcesFit")
+        assert result["children"], "a warning, not a reason to hold the notebook back"
+        return cond
+
+    assert fit({"requests": {"cpu": "2"}})["status"] == "True"
+    gpu = fit({"limits": {"nvidia.com/gpu": 1}})
+    assert gpu["status"] == "False" and gpu["reason"] == "ExceedsProfile"
+    assert gpu["message"].startswith("spec.kernelResources.limits.nvidia.com/gpu: 1 exceeds 0, the most kernel profile")
+    assert "4" in fit({"requests": {"cpu": "5"}})["message"]
+    gpus = gateway(
+        "shared",
+        "infra",
+        allowedNamespaces=["team-a"],
+        kernelProfiles=[{"name": "python_kubernetes", "maxResources": {"nvidia.com/gpu": 2}}],
+    )
+    assert fit({"limits": {"nvidia.com/gpu": 1}}, gpus)["status"] == "True"
+    assert fit({"requests": {"cpu": -1}})["message"].endswith("is not a positive quantity")
