@@ -12,6 +12,7 @@ import contextlib
 import json
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import localrun as lr
@@ -275,14 +276,18 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
 def test_after_a_gateway_restart_no_kernel_pod_is_left_that_no_gateway_culls(stack, signal_name, figures):
     """Issue 11 item 5: SIGTERM is a Recreate rollout, SIGKILL a crash (OOM, lost node)."""
     wait_for(lambda: not stack.kernel_pods(), timeout=30, what="no kernel pods before the restart")
-    kernels, sockets = [], []
+
+    def connected_kernel(i: int) -> tuple[int, dict, lr.KernelWS | None]:
+        status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": f"restart-{i}"}})
+        # Connected, as an open notebook tab: not culled while the gateway runs.
+        return status, kernel, lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token) if status == 201 else None
+
+    with ThreadPoolExecutor(2) as pool:
+        started = list(pool.map(connected_kernel, range(2)))
+    kernels = [kernel["id"] for status, kernel, _ in started if status == 201]
+    sockets = [ws for _, _, ws in started if ws]
     try:
-        for i in range(2):
-            status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": f"restart-{i}"}})
-            assert status == 201, f"{status} {kernel}{failure(stack)}"
-            kernels.append(kernel["id"])
-            # Connected, as an open notebook tab: not culled while the gateway runs.
-            sockets.append(lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token))
+        assert len(kernels) == 2, f"{started}{failure(stack)}"
         before = len(stack.kernel_pods())
         stopped = stack.kill_gateway(getattr(signal, signal_name))
     finally:
