@@ -5,10 +5,7 @@ test-output/kernels/figures.json)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,9 +16,8 @@ for folder in (HERE, HERE.parent / "e2e", HERE.parent / "integration"):
         sys.path.insert(0, str(folder))
 
 import stack as ks  # noqa: E402
-from controlplane import BUILD_SCRIPT  # noqa: E402
 
-OUTPUT = ks.REPO / "test-output" / "kernels"
+OUTPUT = ks.OUTPUT
 FIGURES: dict[str, object] = {}
 
 
@@ -37,15 +33,3 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", "kernel pods: figures measured")
         for key, value in sorted(FIGURES.items()):
             terminalreporter.write_line(f"{key}: {value}")
-
-
-def start_stack(name: str, gateway_spec: dict, notebook_spec: dict) -> ks.KernelStack:
-    missing = ks.missing_parts()
-    if missing:
-        pytest.fail("the kernel-pod suite needs: " + "; ".join(missing))
-    if not os.environ.get("E2E_SKIP_BUILD"):  # a no-op when the binaries are built
-        res = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.fail(f"{BUILD_SCRIPT} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
-    workdir = OUTPUT / time.strftime(f"{name}-%Y%m%d-%H%M%S")
-    return ks.KernelStack(workdir, gateway_spec, notebook_spec)

@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Any, Self
 
 import localrun as lr
+import pytest
 import rendered
-from controlplane import ControlPlane, wait_for
+from controlplane import BUILD_SCRIPT, ControlPlane, wait_for
 from fake_node import FakeNode, kernel_images
 from kubeapi import KubeApi
 
@@ -39,6 +40,7 @@ from hooks.notebook import GATEWAYS, sync_notebook
 from tests import eg_launcher
 
 REPO = lr.REPO
+OUTPUT = REPO / "test-output" / "kernels"
 SDIST = eg_launcher.CACHE / f"jupyter_enterprise_gateway-{eg_launcher.VERSION}"
 INCLUSTER_SHIM = Path(__file__).resolve().parent / "incluster"
 GATEWAY_NS, NOTEBOOK_NS = "gateways", "team-a"
@@ -383,3 +385,15 @@ class KernelStack:
 
     def eg_post(self, body: dict) -> tuple[int, Any]:
         return self.eg.api("POST", "/api/kernels", body, timeout=120)
+
+
+def start_stack(name: str, gateway_spec: dict, notebook_spec: dict) -> KernelStack:
+    missing = missing_parts()
+    if missing:
+        pytest.fail("the kernel-pod suite needs: " + "; ".join(missing))
+    if not os.environ.get("E2E_SKIP_BUILD"):  # a no-op when the binaries are built
+        res = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.fail(f"{BUILD_SCRIPT} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+    workdir = OUTPUT / time.strftime(f"{name}-%Y%m%d-%H%M%S")
+    return KernelStack(workdir, gateway_spec, notebook_spec)

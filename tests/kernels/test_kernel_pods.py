@@ -18,7 +18,6 @@ from datetime import datetime
 import localrun as lr
 import pytest
 import stack as ks
-from conftest import start_stack
 from controlplane import wait_for
 
 pytestmark = pytest.mark.kernels
@@ -53,7 +52,7 @@ CLIENT_ENV = {"KERNEL_USERNAME": "mallory", "KERNEL_NAMESPACE": ks.NOTEBOOK_NS}
 
 @pytest.fixture(scope="module")
 def stack(figures):
-    with start_stack("kernel-pods", GATEWAY_SPEC, NOTEBOOK_SPEC) as running:
+    with ks.start_stack("kernel-pods", GATEWAY_SPEC, NOTEBOOK_SPEC) as running:
         figures.update({f"setup.{k}": v for k, v in running.timings.items()})
         yield running
         figures["node.errors"] = running.node.errors[-5:]
