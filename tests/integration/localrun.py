@@ -635,7 +635,9 @@ def start_container(
             cenv.setdefault("EG_RESPONSE_PORT", str(ports[8877]))
         cenv.setdefault("EG_RESPONSE_IP", LOOPBACK)
     env.update(cenv)
-    env.update(extra_env or {})
+    for key, value in (extra_env or {}).items():
+        # a test's PYTHONPATH goes before the container's own, which it must not replace
+        env[key] = f"{value}{os.pathsep}{env[key]}" if key == "PYTHONPATH" and env.get(key) else value
 
     # --- argv
     command = list(container.get("command") or [])
