@@ -206,7 +206,7 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "the gateway pod's /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt} and "
         "KUBERNETES_SERVICE_HOST/PORT",
         "a real token of <gateway>-gateway from the TokenRequest API (kubectl create token) and the "
-        "local CA in a directory; tests/kernels/incluster/sitecustomize.py (PYTHONPATH) points the "
+        "local CA in a directory; tests/kernels/incluster/sitecustomize.py (first on PYTHONPATH) points the "
         "kubernetes client's in-cluster file names there; KUBERNETES_SERVICE_HOST=127.0.0.1, "
         "KUBERNETES_SERVICE_PORT=<API server port>; for EG, the init containers and (EG_INHERITED_ENVS="
         "PYTHONPATH,LOCALRUN_INCLUSTER_DIR) the launch_kubernetes.py EG starts",

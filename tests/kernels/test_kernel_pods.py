@@ -192,6 +192,7 @@ def test_only_the_gateways_own_kernelspecs_start(stack, figures):
         status, body, _ = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": "stock"}, name=name)
         figures[f"stock_kernelspec.{name}"] = f"{status} {message(body)[:80]}"
         assert status >= 400, f"EG started the stock kernelspec {name}: {body}"
+        stack.eg.wait_for_log(rf"NoSuchKernel: No such kernel named {name}")
     others = [r.name for r in stack.node.running() if not r.name.startswith(ks.NOTEBOOK + "-")]
     assert no_pod_named(stack, "stock") and not others, f"kernels running besides the notebook's: {others}"
 
