@@ -7,15 +7,16 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration kernels e2e e2e-metacontroller bench lint crds render clean system-deps runtimes
+.PHONY: run test unit integration kernels e2e e2e-metacontroller bench bench-abuse lint crds render clean system-deps runtimes
 
+# Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/pip install --quiet --upgrade pip >&2
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	@$(BIN)/pip install --quiet -e '.[test]' >&2
+	@touch $@
 
 .cache/bin/psacheck: tests/psa/main.go tests/psa/go.mod tests/psa/go.sum
 	cd tests/psa && go build -o ../../.cache/bin/psacheck .
@@ -65,6 +66,10 @@ unit: $(VENV)/.installed .cache/bin/psacheck
 bench: system-deps $(VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## bench-abuse: the hook server against a 200 MB body and header, 1,000 slow clients, random child kinds
+bench-abuse: $(VENV)/.installed
+	$(BIN)/python -m bench.abuse
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -74,10 +79,10 @@ lint: $(VENV)/.installed
 crds: $(VENV)/.installed
 	$(BIN)/python -m hooks crds
 
-## render: preview the children of the sample CRs
+## render: preview the children of the sample CRs (only YAML on stdout)
 render: $(VENV)/.installed
-	cat manifests/samples/jupytergateway-sample.yaml <(echo ---) manifests/samples/jupyternotebook-sample.yaml \
-	  | $(BIN)/python -m hooks render -f -
+	@$(BIN)/python -m hooks render -f manifests/samples/jupytergateway-sample.yaml \
+	  -f manifests/samples/jupyternotebook-sample.yaml
 
 clean:
 	rm -rf $(VENV) .cache test-output

@@ -125,7 +125,9 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     if problem:
         return keep("KernelRoleNotAllowed", problem, gateway_cond)
     replicas = 0 if spec.suspend else 1
-    desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
+    port, base_url, _ = server_address(pod["spec"]["containers"][_notebook_index(pod["spec"]["containers"])])
+    status["url"] += base_url.rstrip("/")
+    desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels, port)]
     desired += kernel_children
     if secret is not None:
         desired.append(secret)
@@ -207,8 +209,11 @@ def _pod_template(
     auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
 
     containers = pod_spec["containers"]
-    index = next((i for i, c in enumerate(containers) if c["name"] == "notebook"), 0)
+    index = _notebook_index(containers)
     notebook = dict(containers[index])
+    port, base_url, problem = server_address(notebook, f"spec.template.spec.containers[{index}]")
+    if problem:
+        problems.append(problem)
     notebook["env"] = [_canonical_env(e) for e in notebook.get("env") or []]
     taken = {e.get("name") for e in notebook["env"]}
     notebook["env"] += [e for e in auth_env + _gateway_env(name, namespace, spec, gateway) if e["name"] not in taken]
@@ -217,12 +222,12 @@ def _pod_template(
     if workspace_mounts:
         # Jupyter Server's root directory is its working directory: the workspace.
         notebook.setdefault("workingDir", workspace_mounts[0]["mountPath"])
-    if not any(p.get("containerPort") == PORT for p in notebook.get("ports") or []):
+    if not any(p.get("containerPort") == port for p in notebook.get("ports") or []):
         notebook["ports"] = [
             *(notebook.get("ports") or []),
-            {"name": "notebook", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "notebook", "containerPort": port, "protocol": "TCP"},
         ]
-    notebook.setdefault("readinessProbe", {"httpGet": {"path": "/api", "port": PORT}, "periodSeconds": 10})
+    notebook.setdefault("readinessProbe", {"httpGet": {"path": f"{base_url}api", "port": port}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
     for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, kernels.WORKSPACE_VOLUME):
@@ -253,6 +258,42 @@ def _pod_template(
         annotations["kubeflow.tkestack.io/auth-hash"] = restart
     metadata = {"labels": labels, **({"annotations": annotations} if annotations else {})}
     return {"metadata": metadata, "spec": pod_spec}, problems
+
+
+def _notebook_index(containers: list[dict]) -> int:
+    """The Jupyter server's container: the one named ``notebook``, else the first."""
+    return next((i for i, c in enumerate(containers) if c.get("name") == "notebook"), 0)
+
+
+_PORT_FLAGS = ("--ServerApp.port", "--NotebookApp.port", "--port")
+_BASE_URL_FLAGS = ("--ServerApp.base_url", "--NotebookApp.base_url")
+
+
+def server_address(container: dict, where: str = "") -> tuple[int, str, str | None]:
+    """(port, base_url, problem) the Jupyter server in ``container`` listens on.
+
+    Read from its command and args, then docker-stacks' NOTEBOOK_ARGS (appended by its start
+    script), the last flag winning as in Jupyter; JUPYTER_PORT (docker-stacks) when no flag
+    names a port. The readiness probe and the Service follow them. Values set any other way
+    (a config file in the image) are not seen: there the port must stay 8888 and base_url "/".
+    """
+    env = {e.get("name"): e.get("value") for e in container.get("env") or [] if isinstance(e, dict)}
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    words += str(env.get("NOTEBOOK_ARGS") or "").split()
+    values: dict[str, str] = {}
+    for i, word in enumerate(words):
+        flag, equals, value = str(word).partition("=")
+        if flag in _PORT_FLAGS + _BASE_URL_FLAGS:
+            value = value if equals else (str(words[i + 1]) if i + 1 < len(words) else "")
+            values["port" if flag in _PORT_FLAGS else "base_url"] = value
+    port_text = values["port"] if "port" in values else str(env.get("JUPYTER_PORT") or PORT)
+    port, problem = PORT, None
+    if port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535:
+        port = int(port_text)
+    else:
+        problem = f"{where}: the Jupyter server's port {port_text!r} is not a port number (1-65535)"
+    base_url = "/" + values.get("base_url", "/").strip("/")
+    return port, base_url if base_url == "/" else base_url + "/", problem
 
 
 def _gateway_env(name: str, namespace: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
@@ -328,13 +369,14 @@ def _deployment(name: str, namespace: str, labels: dict, pod: dict, replicas: in
     }
 
 
-def _service(name: str, namespace: str, labels: dict) -> dict:
+def _service(name: str, namespace: str, labels: dict, target_port: int) -> dict:
+    """Always port 8888 (the notebook's URL), forwarded to the port the server listens on."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": child_name(name), "namespace": namespace, "labels": labels},
         "spec": {
             "selector": ch.selector("notebook", name),
-            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": PORT, "targetPort": target_port, "protocol": "TCP"}],
         },
     }

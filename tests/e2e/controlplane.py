@@ -442,7 +442,9 @@ class ControlPlane:
 
     # ---------------------------------------------------------------- metacontroller
     def metacontroller_crds(self) -> Path:
-        """Metacontroller's manifests/production/metacontroller-crds-v1.yaml in the Go module cache."""
+        """Metacontroller's CRDs: $METACONTROLLER_CRDS, else manifests/production in the Go module cache."""
+        if os.environ.get("METACONTROLLER_CRDS"):
+            return Path(os.environ["METACONTROLLER_CRDS"])
         recorded = self.bin_dir / "metacontroller-crds.path"
         if recorded.exists():
             path = Path(recorded.read_text().strip())
@@ -466,7 +468,7 @@ class ControlPlane:
         """
         if self.metacontroller and self.metacontroller.alive():
             raise ControlPlaneError("metacontroller already running; call stop_metacontroller() first")
-        binary = self.binary("metacontroller")
+        binary = os.environ.get("METACONTROLLER_BIN") or self.binary("metacontroller")
         self.kubectl("apply", "--server-side", "-f", str(self.metacontroller_crds()))
         for crd in ("compositecontrollers", "decoratorcontrollers", "controllerrevisions"):
             self.kubectl("wait", "--for=condition=Established", f"crd/{crd}.metacontroller.k8s.io", "--timeout=60s")
