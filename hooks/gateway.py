@@ -206,7 +206,8 @@ def render_config(spec: JupyterGatewaySpec) -> str:
         },
         # jupyter_client 6 (which EG 3.3 pins) calls the allow-list "whitelist". It only filters
         # the listing: what keeps other kernels out is that no other kernelspec exists in the
-        # gateway container (kernelspecs.gateway_pod_parts), not even ipykernel's own python3.
+        # gateway container (kernelspecs.gateway_pod_parts), and ipykernel, whose own python3
+        # jupyter_client would still find, cannot be imported there (kernelspecs.NO_IPYKERNEL).
         "KernelSpecManager": {
             "whitelist": [p.name for p in kernelspecs.profiles(spec)],
             "ensure_native_kernel": False,

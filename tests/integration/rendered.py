@@ -18,7 +18,8 @@ NOW = "2026-11-26T00:00:00Z"
 
 
 def _by_kind(children: list[dict]) -> dict[str, dict]:
-    return {child["kind"]: child for child in children}
+    """Each child under its kind (the last of a kind wins) and under "<kind>/<name>"."""
+    return {key: child for child in children for key in (child["kind"], f"{child['kind']}/{child['metadata']['name']}")}
 
 
 def gateway_cr(name: str, namespace: str = "default", **spec) -> dict:
@@ -71,7 +72,8 @@ def container_and_files(children: dict[str, dict]) -> tuple[dict, dict[str, dict
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
         if "configMap" in volume:
-            source, data = volume["configMap"], {k: v.encode() for k, v in children["ConfigMap"]["data"].items()}
+            source = volume["configMap"]
+            data = {k: v.encode() for k, v in children[f"ConfigMap/{source['name']}"]["data"].items()}
         elif "secret" in volume:
             source = volume["secret"]
             data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}
