@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration e2e e2e-metacontroller bench bench-abuse lint crds render clean system-deps runtimes
+.PHONY: run test unit integration kernels e2e e2e-metacontroller bench bench-abuse lint crds render clean system-deps runtimes
 
 # Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
@@ -45,6 +45,10 @@ test: lint system-deps runtimes $(VENV)/.installed .cache/bin/psacheck
 ## integration: the rendered gateway and notebook as real local processes, and a real browser
 integration: runtimes $(VENV)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+## kernels: kernel pods created, run (fake node) and culled by a real Enterprise Gateway on a real API server
+kernels: runtimes $(VENV)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/kernels $(PYTEST_ARGS)
 
 ## e2e: our manifests and hooks' output on a real kube-apiserver and kube-controller-manager
 e2e: $(VENV)/.installed

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
+from . import podtemplate
 from .app import now
 from .crd import crds
-from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, customize_gateway, sync_gateway
+from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, auth_secret_name, customize_gateway, sync_gateway
 from .models import API_VERSION, DEFAULT_KERNEL_CLUSTER_ROLE
 from .notebook import GATEWAYS, customize_notebook, sync_notebook
 
@@ -103,6 +104,10 @@ def render_named(documents: list[tuple[str, dict]], allow_all: bool = False) -> 
 def _assumed(customized: dict, doc: dict, given: dict, allow_all: bool) -> dict:
     related: dict = {}
     for rule in customized["relatedResources"]:
+        if rule["resource"] == "secrets" and "labelSelector" in rule:  # the gateway's token Secret
+            owner = rule["labelSelector"]["matchLabels"]["kubeflow.tkestack.io/jupytergateway"]
+            _assume(related, rule, auth_secret_name(owner), doc, given, allow_all)
+            continue
         # A rule by label (the ClusterRoles approved for gateways): assume the gateways' roles are.
         roles = {(g.get("spec") or {}).get("clusterRole") or DEFAULT_KERNEL_CLUSTER_ROLE for g in given.values()}
         for name in rule.get("names") or sorted(roles | {DEFAULT_KERNEL_CLUSTER_ROLE}):
@@ -125,8 +130,10 @@ def _assume(related: dict, rule: dict, name: str, doc: dict, given: dict, allow_
         if allow_all:
             obj = {**obj, "spec": {**(obj.get("spec") or {}), "allowedNamespaces": ["*"]}}
     else:
-        token_key = ((doc.get("spec") or {}).get("auth") or {}).get("secretRef", {}).get("key", "token")
-        obj = {"data": {"token": "cmVkYWN0ZWQ=", token_key: "cmVkYWN0ZWQ="}}
+        auth = (doc.get("spec") or {}).get("auth") or {}
+        keys = {"token", auth.get("secretRef", {}).get("key", "token")}
+        keys.add(auth.get("passwordSecretRef", {}).get("key", "password"))
+        obj = {"data": dict.fromkeys(keys, "cmVkYWN0ZWQ=")}
     kind = {"clusterroles": CLUSTER_ROLES, "jupytergateways": GATEWAYS, "secrets": "Secret.v1"}[rule["resource"]]
     related.setdefault(kind, {})[key] = obj
 
@@ -191,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         yaml.safe_dump_all(children, sys.stdout, sort_keys=False)
     elif args.command == "crds":
+        print(f"wrote {podtemplate.write()}")
         for name, crd in crds().items():
             path = Path(args.out) / name
             path.parent.mkdir(parents=True, exist_ok=True)

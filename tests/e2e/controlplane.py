@@ -112,9 +112,11 @@ class Process:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager on 127.0.0.1, with an admin kubeconfig."""
 
-    def __init__(self, workdir: Path, bin_dir: Path = DEFAULT_BIN_DIR) -> None:
+    def __init__(self, workdir: Path, bin_dir: Path = DEFAULT_BIN_DIR, extra_controllers: Sequence[str] = ()) -> None:
+        """extra_controllers: more kube-controller-manager controllers (e.g. resourcequota-controller)."""
         self.workdir = Path(workdir).resolve()
         self.bin_dir = Path(bin_dir)
+        self.extra_controllers = tuple(extra_controllers)
         self.pki = self.workdir / "pki"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.apiserver_port = 0
@@ -368,9 +370,19 @@ class ControlPlane:
                 f"--secure-port={port}",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
                 "--leader-elect=false",
-                "--controllers=garbage-collector-controller,deployment-controller,replicaset-controller,"
-                "namespace-controller,serviceaccount-controller,serviceaccount-token-controller,"
-                "root-ca-certificate-publisher-controller",
+                "--controllers="
+                + ",".join(
+                    [
+                        "garbage-collector-controller",
+                        "deployment-controller",
+                        "replicaset-controller",
+                        "namespace-controller",
+                        "serviceaccount-controller",
+                        "serviceaccount-token-controller",
+                        "root-ca-certificate-publisher-controller",
+                        *self.extra_controllers,
+                    ]
+                ),
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
