@@ -121,6 +121,27 @@ def unknown_fields(schema: dict, value, path: str = "") -> list[str]:
     return found
 
 
+def duplicate_list_items(schema: dict, value, path: str = "") -> list[str]:
+    """Duplicates in lists of x-kubernetes-list-type set (whole items) or map (their keys): refused."""
+    found = []
+    if isinstance(value, list):
+        kind, keys = schema.get("x-kubernetes-list-type"), schema.get("x-kubernetes-list-map-keys") or []
+        if kind in ("set", "map"):
+            seen = [
+                repr([item.get(k) for k in keys]) if kind == "map" and isinstance(item, dict) else repr(item)
+                for item in value
+            ]
+            if len(set(seen)) != len(seen):
+                found.append(f"{path}: Duplicate value")
+        for i, item in enumerate(value):
+            found += duplicate_list_items(schema.get("items") or {}, item, f"{path}.{i}")
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            if name in (schema.get("properties") or {}):
+                found += duplicate_list_items(schema["properties"][name], item, f"{path}.{name}" if path else name)
+    return found
+
+
 def api_server_verdict(plural: str, obj: dict) -> list[str]:
     """Why the API server would refuse ``obj`` (empty: accepted)."""
     schema = schema_of(plural)
@@ -128,7 +149,7 @@ def api_server_verdict(plural: str, obj: dict) -> list[str]:
     errors = [
         f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in KubernetesValidator(schema).iter_errors(obj)
     ]
-    return errors or unknown_fields(schema, obj) or cel_failures(schema, obj)
+    return errors or unknown_fields(schema, obj) or duplicate_list_items(schema, obj) or cel_failures(schema, obj)
 
 
 @pytest.mark.parametrize("name", sorted(CRDS))
