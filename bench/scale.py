@@ -219,8 +219,16 @@ def start_hooks(cp: ControlPlane, port: int) -> Process:
     return proc
 
 
+def case_flags(flags_name: str) -> list[str]:
+    """ "default", "shipped", or either with overrides: "shipped+--workers=5+--client-go-qps=50"."""
+    base, *overrides = flags_name.split("+")
+    flags = shipped_metacontroller_flags() if base == "shipped" else []
+    names = {o.split("=")[0] for o in overrides}
+    return [f for f in flags if f.split("=")[0] not in names] + overrides
+
+
 def run_case(flags_name: str, n: int, steady: float, outage: float, workdir: Path) -> dict:
-    flags = shipped_metacontroller_flags() if flags_name == "shipped" else []
+    flags = case_flags(flags_name)
     policy = workdir / "audit-policy.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
     policy.write_text(AUDIT_POLICY)
@@ -345,9 +353,13 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) / time.strftime("run-%Y%m%d-%H%M%S")
     results = []
     for case in args.cases.split(","):
-        flags_name, n = case.split(":")
+        flags_name, n = case.rsplit(":", 1)
         result = run_case(
-            flags_name, int(n), long_steady.get(case, args.steady), outages.get(case, 0), out / case.replace(":", "-")
+            flags_name,
+            int(n),
+            long_steady.get(case, args.steady),
+            outages.get(case, 0),
+            out / case.replace(":", "-").replace("+", ""),
         )
         results.append(result)
         (out / "results.json").write_text(json.dumps(results, indent=1))
