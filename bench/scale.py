@@ -11,8 +11,8 @@ kube-controller-manager runs without its deployment and replicaset controllers: 
 1,000 Deployments would only add 1,000 Pending pods and their writes to the audit log.
 
 Per case: one gateway, then N notebooks POSTed at once (8 client threads); seconds until every
-notebook has its three children and until every notebook has a status whose observedGeneration is
-its generation (polled each second); then a steady window: writes to parents and children (from the
+notebook has its three children and until every notebook has a status for its generation written
+after its children existed (polled each second); then a steady window: writes to parents and children (from the
 audit log, by user agent), CPU seconds of the hook server and of Metacontroller, hook calls; peak RSS
 of both. Optionally a hook outage: the hook server stopped for S seconds while the gateway changes
 and 10 notebooks are added, then restarted on the same port; seconds until all of it converged.
@@ -127,6 +127,17 @@ def notebook(name: str) -> dict:
     }
 
 
+def settled(notebook: dict) -> bool:
+    """A status for the current generation written after the children existed: the first sync
+    reports DeploymentMissing; with its Deployment there (no kubelet) it says DeploymentNotAvailable."""
+    status = notebook.get("status") or {}
+    ready = next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), {})
+    return status.get("observedGeneration") == notebook["metadata"]["generation"] and ready.get("reason") in (
+        "DeploymentNotAvailable",
+        "GatewayNotReady",
+    )
+
+
 def converged(api: Api, names: list[str]) -> tuple[bool, bool]:
     """(every notebook has its three children, every notebook has a current status)."""
     deployments, services, secrets = api.names("deployments", "apps/v1"), api.names("services"), api.names("secrets")
@@ -134,11 +145,7 @@ def converged(api: Api, names: list[str]) -> tuple[bool, bool]:
         f"{n}-notebook" in deployments and f"{n}-notebook" in services and f"{n}-notebook-auth" in secrets
         for n in names
     )
-    status = {
-        i["metadata"]["name"]
-        for i in api.notebooks()
-        if (i.get("status") or {}).get("observedGeneration") == i["metadata"]["generation"]
-    }
+    status = {i["metadata"]["name"] for i in api.notebooks() if settled(i)}
     return children, all(n in status for n in names)
 
 
