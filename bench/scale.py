@@ -203,6 +203,18 @@ def iso_seconds(stamp: str) -> float:
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
+def client_requests(mc: Process) -> dict[str, int]:
+    """Metacontroller's own count of its API requests (client-go's rest_client_requests_total), by method."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{mc.ports['metrics']}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    out: dict[str, int] = {}
+    for line in text.splitlines():
+        if line.startswith("rest_client_requests_total{"):
+            method = line.split('method="')[1].split('"')[0]
+            out[method] = out.get(method, 0) + int(float(line.rsplit(" ", 1)[1]))
+    return out
+
+
 def hook_calls(port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
         text = r.read().decode()
@@ -271,12 +283,15 @@ def run_case(flags_name: str, n: int, steady: float, outage: float, workdir: Pat
 
         names = [f"nb-{i:04d}" for i in range(n)]
         cpu0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+        requests0 = client_requests(mc)
         t0 = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(api.create_notebook, names))
         result["apply_s"] = round(time.monotonic() - t0, 1)
         t_children, t_status = wait_converged(api, names, t0, timeout=1500)
         result["children_s"], result["status_s"] = round(t_children, 1), round(t_status, 1)
+        requests1 = client_requests(mc)
+        result["convergence_mc_requests"] = {m: requests1[m] - requests0.get(m, 0) for m in requests1}
         result["convergence_cpu_s"] = {
             "hooks": round(cpu_seconds(hooks.pid) - cpu0["hooks"], 1),
             "metacontroller": round(cpu_seconds(mc.pid) - cpu0["metacontroller"], 1),
@@ -378,8 +393,9 @@ def main(argv: list[str] | None = None) -> int:
 def table(results: list[dict]) -> str:
     rows = [
         "| flags | N | apply (s) | all children (s) | all status (s) | steady window (s) | writes in window | "
-        "CPU s hooks / MC in window | hook calls in window | peak RSS MiB hooks / MC | load before → after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "CPU s hooks / MC in window | hook calls in window | peak RSS MiB hooks / MC | MC API requests per notebook "
+        "| load before → after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         writes = sum(sum(v.values()) for v in r["steady_writes"].values())
@@ -387,6 +403,7 @@ def table(results: list[dict]) -> str:
             f"| {r['flags']} | {r['n']} | {r['apply_s']} | {r['children_s']} | {r['status_s']} | {r['steady_s']:.0f} | "
             f"{writes} | {r['steady_cpu_s']['hooks']} / {r['steady_cpu_s']['metacontroller']} | "
             f"{r['steady_hook_calls']} | {r['peak_rss_mib']['hooks']} / {r['peak_rss_mib']['metacontroller']} | "
+            f"{sum(r.get('convergence_mc_requests', {}).values()) / r['n']:.1f} | "
             f"{r['load_before']} → {r['load_after']} |"
         )
     return "\n".join(rows)
