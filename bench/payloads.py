@@ -28,7 +28,13 @@ GATEWAY_TYPES = [
     "Secret.v1",
     "NetworkPolicy.networking.k8s.io/v1",
 ]
-NOTEBOOK_TYPES = ["Deployment.apps/v1", "Service.v1", "Secret.v1"]
+NOTEBOOK_TYPES = [
+    "Deployment.apps/v1",
+    "Service.v1",
+    "Secret.v1",
+    "PersistentVolumeClaim.v1",
+    "RoleBinding.rbac.authorization.k8s.io/v1",
+]
 
 
 def template(containers: int, env: int, volumes: int) -> dict:
@@ -64,7 +70,7 @@ def template(containers: int, env: int, volumes: int) -> dict:
 
 NOTEBOOK_SIZES = {
     "small": {},
-    "typical": {"template": template(containers=1, env=8, volumes=2)},
+    "typical": {"template": template(containers=1, env=8, volumes=2), "workspace": {"size": "10Gi"}},
     "large": {"template": template(containers=6, env=60, volumes=20)},
 }
 
@@ -182,6 +188,19 @@ def gateway_parent() -> dict:
             "cullConnected": True,
             "cullBusy": False,
             "kernels": ["python_kubernetes", "python_tf_gpu_kubernetes", "r_kubernetes"],
+            "kernelProfiles": [
+                {"name": "python_kubernetes", "displayName": "Python 3", "image": "elyra/kernel-py:3.3.0"},
+                {
+                    "name": "python_tf_gpu_kubernetes",
+                    "image": "elyra/kernel-tf-gpu-py:3.3.0",
+                    "resources": {"requests": {"nvidia.com/gpu": 1}, "limits": {"nvidia.com/gpu": 1}},
+                    "maxResources": {"nvidia.com/gpu": 2, "cpu": 8, "memory": "32Gi"},
+                    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+                    "priorityClassName": "preemptible-kernels",
+                },
+                {"name": "r_kubernetes", "image": "elyra/kernel-r:3.3.0"},
+            ],
             "defaultKernel": "python_kubernetes",
             "logLevel": "INFO",
             "kernelLaunchTimeout": 300,
@@ -228,6 +247,7 @@ def notebook_request(size: str) -> dict:
     related = {
         GATEWAYS: {"ml-platform/shared-gateway": gateway["parent"]},
         "Secret.v1": {"ml-platform/shared-gateway-gateway-auth": token},
+        **ROLE,
     }
     first = sync_notebook(parent, {}, related, NOW, TOKEN)
     assert first["children"], first["status"]  # a notebook that really renders, not one kept as it was

@@ -16,7 +16,7 @@ import yaml
 from .app import now
 from .crd import crds
 from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, customize_gateway, sync_gateway
-from .models import API_VERSION
+from .models import API_VERSION, DEFAULT_KERNEL_CLUSTER_ROLE
 from .notebook import GATEWAYS, customize_notebook, sync_notebook
 
 PLACEHOLDER = "<generated-at-first-sync>"
@@ -56,25 +56,31 @@ def render(documents: list[dict]) -> list[dict]:
 def _assumed(customized: dict, doc: dict, given: dict) -> dict:
     related: dict = {}
     for rule in customized["relatedResources"]:
-        name = rule["names"][0]
-        key = f"{rule['namespace']}/{name}" if "namespace" in rule else name
-        if rule["resource"] == "clusterroles":
-            obj = {"metadata": {"name": name, "labels": {KERNEL_ROLE_LABEL: "true"}}}
-        elif rule["resource"] == "jupytergateways":
-            stub = {
-                "apiVersion": API_VERSION,
-                "kind": "JupyterGateway",
-                "spec": {},
-                "metadata": {"name": name, "namespace": rule["namespace"]},
-            }
-            obj = given.get(key, stub)
-            obj = {**obj, "spec": {**(obj.get("spec") or {}), "allowedNamespaces": ["*"]}}
-        else:
-            token_key = ((doc.get("spec") or {}).get("auth") or {}).get("secretRef", {}).get("key", "token")
-            obj = {"data": {"token": "cmVkYWN0ZWQ=", token_key: "cmVkYWN0ZWQ="}}
-        kind = {"clusterroles": CLUSTER_ROLES, "jupytergateways": GATEWAYS, "secrets": "Secret.v1"}[rule["resource"]]
-        related.setdefault(kind, {})[key] = obj
+        # A rule by label (the ClusterRoles approved for gateways): assume the gateways' roles are.
+        roles = {(g.get("spec") or {}).get("clusterRole") or DEFAULT_KERNEL_CLUSTER_ROLE for g in given.values()}
+        for name in rule.get("names") or sorted(roles | {DEFAULT_KERNEL_CLUSTER_ROLE}):
+            _assume(related, rule, name, doc, given)
     return related
+
+
+def _assume(related: dict, rule: dict, name: str, doc: dict, given: dict) -> None:
+    key = f"{rule['namespace']}/{name}" if "namespace" in rule else name
+    if rule["resource"] == "clusterroles":
+        obj = {"metadata": {"name": name, "labels": {KERNEL_ROLE_LABEL: "true"}}}
+    elif rule["resource"] == "jupytergateways":
+        stub = {
+            "apiVersion": API_VERSION,
+            "kind": "JupyterGateway",
+            "spec": {},
+            "metadata": {"name": name, "namespace": rule["namespace"]},
+        }
+        obj = given.get(key, stub)
+        obj = {**obj, "spec": {**(obj.get("spec") or {}), "allowedNamespaces": ["*"]}}
+    else:
+        token_key = ((doc.get("spec") or {}).get("auth") or {}).get("secretRef", {}).get("key", "token")
+        obj = {"data": {"token": "cmVkYWN0ZWQ=", token_key: "cmVkYWN0ZWQ="}}
+    kind = {"clusterroles": CLUSTER_ROLES, "jupytergateways": GATEWAYS, "secrets": "Secret.v1"}[rule["resource"]]
+    related.setdefault(kind, {})[key] = obj
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,9 @@ Children, all in the gateway's namespace:
                                    default): generated once and kept, or copied from
                                    spec.auth.secretRef; mounted as a configuration file
   NetworkPolicy  <name>-gateway    admits only the notebooks of the allowed namespaces (port
-                                   8888) and the gateway's kernel pods (port 8877)
+                                   8888) and the gateway's kernel pods there (port 8877)
+  ConfigMap      <name>-gateway-kernelspecs  the only kernelspecs the gateway serves, one per
+                                   kernel profile, with their pod template (see kernelspecs)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import orjson
 from pydantic import ValidationError
 
 from . import children as ch
+from . import kernelspecs
 from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterGatewaySpec
 from .podsecurity import harden
 from .quantity import canonical_resources
@@ -97,6 +100,9 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
         spec = JupyterGatewaySpec.model_validate(parent.get("spec") or {})
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
+    problems = kernelspecs.profile_problems(spec)
+    if problems:
+        return keep("InvalidSpec", "; ".join(problems))
     role = (related.get(CLUSTER_ROLES) or {}).get(spec.cluster_role)
     if role is None:
         return keep("ClusterRoleNotFound", f"spec.clusterRole: ClusterRole {spec.cluster_role} not found")
@@ -115,11 +121,13 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
 
     labels = ch.labels("gateway", name)
     config = render_config(spec)
+    specs = kernelspecs.config_map(name, namespace, labels, spec)
     desired = [
         _service_account(name, namespace, labels),
         _role_binding(name, namespace, labels, spec.cluster_role),
+        specs,
         _config_map(name, namespace, labels, config),
-        _deployment(name, namespace, labels, spec, config, token, meta.get("uid", "")),
+        _deployment(name, namespace, labels, spec, config, token, meta.get("uid", ""), specs),
         _service(name, namespace, labels),
         _network_policy(name, namespace, labels, spec),
     ]
@@ -154,8 +162,13 @@ def render_config(spec: JupyterGatewaySpec) -> str:
             "cull_connected": spec.cull_connected,
             "cull_busy": spec.cull_busy,
         },
-        # jupyter_client 6 (which EG 3.3 pins) calls the allow-list "whitelist"; empty allows all.
-        "KernelSpecManager": {"whitelist": sorted(spec.kernels or [])},
+        # jupyter_client 6 (which EG 3.3 pins) calls the allow-list "whitelist". It only filters
+        # the listing: what keeps other kernels out is that no other kernelspec exists in the
+        # gateway container (kernelspecs.gateway_pod_parts), not even ipykernel's own python3.
+        "KernelSpecManager": {
+            "whitelist": [p.name for p in kernelspecs.profiles(spec)],
+            "ensure_native_kernel": False,
+        },
     }
     # orjson, not json: json's indenting encoder is Python code whose closures form reference
     # cycles, garbage that piled up to 10 MB between collections under load.
@@ -206,7 +219,16 @@ def _network_policy(name: str, namespace: str, labels: dict, spec: JupyterGatewa
             "ingress": [
                 {"from": [notebooks], "ports": [{"protocol": "TCP", "port": PORT}]},
                 {
-                    "from": [{"podSelector": {"matchLabels": KERNEL_POD_LABELS}}],
+                    # Kernel pods run in their notebooks' namespaces and send their connection
+                    # details to the gateway's response port.
+                    "from": [
+                        {
+                            "namespaceSelector": namespaces,
+                            "podSelector": {
+                                "matchLabels": {**KERNEL_POD_LABELS, **ch.gateway_client_labels(name, namespace)}
+                            },
+                        }
+                    ],
                     "ports": [{"protocol": "TCP", "port": RESPONSE_PORT}],
                 },
             ],
@@ -242,8 +264,16 @@ def _config_map(name: str, namespace: str, labels: dict, config: str) -> dict:
 
 
 def _deployment(
-    name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec, config: str, token: str | None, uid: str
+    name: str,
+    namespace: str,
+    labels: dict,
+    spec: JupyterGatewaySpec,
+    config: str,
+    token: str | None,
+    uid: str,
+    specs: dict,
 ) -> dict:
+    parts = kernelspecs.gateway_pod_parts(name, spec.image)
     container = {
         "name": "gateway",
         "image": spec.image,
@@ -254,6 +284,7 @@ def _deployment(
             {"name": "EG_SHARED_NAMESPACE", "value": "True"},
             {"name": "EG_KERNEL_LAUNCH_TIMEOUT", "value": str(spec.kernel_launch_timeout)},
             {"name": "EG_RESPONSE_PORT", "value": str(RESPONSE_PORT)},
+            *parts["env"],
         ],
         "ports": [
             {"name": "http", "containerPort": PORT, "protocol": "TCP"},
@@ -262,21 +293,29 @@ def _deployment(
         "resources": canonical_resources(
             spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES
         ),
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}],
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *parts["mounts"]],
         "startupProbe": _tcp_probe(period=2, failures=60),
         "readinessProbe": _tcp_probe(period=10, failures=3),
         "livenessProbe": _tcp_probe(period=20, failures=3),
     }
-    volumes = [{"name": "config", "configMap": {"name": child_name(name)}}]
-    # A new configuration or token restarts EG: it reads them only at start.
-    annotations = {"kubeflow.tkestack.io/config-hash": _digest(config)}
+    volumes = [{"name": "config", "configMap": {"name": child_name(name)}}, *parts["volumes"]]
+    # A new configuration, kernelspec or token restarts EG: it reads them only at start.
+    annotations = {
+        "kubeflow.tkestack.io/config-hash": _digest(config),
+        "kubeflow.tkestack.io/kernelspecs-hash": _digest(json.dumps(specs["data"], sort_keys=True)),
+    }
     if token is not None:
         container["env"].append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
         container["volumeMounts"].append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
         volumes.append({"name": "auth", "secret": {"secretName": auth_secret_name(name), "defaultMode": 0o440}})
         annotations["kubeflow.tkestack.io/auth-hash"] = _digest(f"{uid}:{token}")
     pod_spec = harden(
-        {"serviceAccountName": child_name(name), "containers": [container], "volumes": volumes},
+        {
+            "serviceAccountName": child_name(name),
+            "initContainers": parts["initContainers"],
+            "containers": [container],
+            "volumes": volumes,
+        },
         run_as_user=RUN_AS_USER,
         run_as_group=RUN_AS_GROUP,
     )

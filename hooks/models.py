@@ -24,11 +24,15 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DEFAULT_GATEWAY_IMAGE = "elyra/enterprise-gateway:3.3.0"
 DEFAULT_NOTEBOOK_IMAGE = "quay.io/jupyter/base-notebook:2025-03-14"
 DEFAULT_KERNEL_CLUSTER_ROLE = "jupyter-gateway-kernels"
+DEFAULT_KERNEL_PROFILE = "python_kubernetes"
+DEFAULT_KERNEL_IMAGE = "elyra/kernel-py:3.3.0"
 
 DNS_LABEL = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"  # RFC 1035: what a Service name must be
 NAMESPACE = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"  # RFC 1123 label
 DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 KERNEL_NAME = r"^[A-Za-z0-9._-]+$"  # the directory name of a kernelspec
+# A kernel profile's name: a kernelspec directory, a ConfigMap key part and a label value.
+PROFILE_NAME = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
 
 Quantity = Annotated[
     int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
@@ -74,6 +78,66 @@ class GatewayAuth(_Spec):
         return self
 
 
+class KernelQuantities(BaseModel):
+    """What each kernel pod gets; Enterprise Gateway maps nvidia.com/gpu to KERNEL_GPUS."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+
+    cpu: Quantity | None = Field(None, description="CPU, e.g. 500m or 2.")
+    memory: Quantity | None = Field(None, description="Memory, e.g. 4Gi.")
+    gpu: Quantity | None = Field(None, alias="nvidia.com/gpu", description="NVIDIA GPUs.")
+
+
+class KernelResources(_Spec):
+    """Resources of each kernel pod the notebook starts on its gateway (held only while the kernel lives)."""
+
+    requests: KernelQuantities | None = Field(None, description="Guaranteed to each kernel pod.")
+    limits: KernelQuantities | None = Field(None, description="Maximum of each kernel pod.")
+
+
+class Toleration(_Spec):
+    """A toleration of the kernel pods, as in a Pod (GPU nodes are often tainted)."""
+
+    key: str | None = Field(None, max_length=317, description="Taint key; empty with Exists matches every taint.")
+    operator: Literal["Exists", "Equal"] | None = Field(None, description="Exists or Equal (the default).")
+    value: str | None = Field(None, max_length=63, description="Taint value for Equal.")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
+        None, description="Taint effect to tolerate; empty tolerates every effect."
+    )
+    toleration_seconds: int | None = Field(None, description="How long a NoExecute taint is tolerated.")
+
+
+class KernelProfile(_Spec):
+    """One kernel the gateway offers: a kernelspec, its image and what its pods may hold."""
+
+    name: str = Field(pattern=PROFILE_NAME, max_length=63, description="Kernelspec name clients ask for.")
+    display_name: str | None = Field(None, min_length=1, max_length=128, description="Name shown in JupyterLab.")
+    image: str = Field(DEFAULT_KERNEL_IMAGE, min_length=1, max_length=512, description="Kernel image.")
+    resources: KernelResources | None = Field(
+        None, description="Requests and limits of a kernel pod when the client asks for none."
+    )
+    max_resources: KernelQuantities | None = Field(
+        None,
+        description="Most a client may ask for (KERNEL_CPUS, KERNEL_MEMORY, KERNEL_GPUS and their _LIMIT "
+        "forms); absent means no maximum, except GPUs: none unless given here.",
+    )
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] | None = Field(
+        None, description="Node labels kernel pods must run on (e.g. GPU nodes)."
+    )
+    tolerations: Annotated[list[Toleration] | None, Field(max_length=32)] = Field(
+        None, description="Taints kernel pods tolerate."
+    )
+    priority_class_name: str | None = Field(
+        None,
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+        description="PriorityClass of kernel pods: a low one lets higher-priority work preempt idle kernels.",
+    )
+
+
+_PROFILES = "has(self.kernelProfiles) && size(self.kernelProfiles) > 0"
+
+
 class JupyterGatewaySpec(_Spec):
     """A Jupyter Enterprise Gateway that launches each kernel as a pod and culls idle ones."""
 
@@ -85,7 +149,21 @@ class JupyterGatewaySpec(_Spec):
                     "|| !has(self.defaultKernel) || self.defaultKernel in self.kernels",
                     "message": "defaultKernel must be one of kernels",
                     "fieldPath": ".defaultKernel",
-                }
+                },
+                {
+                    "rule": f"!has(self.defaultKernel) || ({_PROFILES} ? "
+                    "self.kernelProfiles.exists(p, p.name == self.defaultKernel) "
+                    f": self.defaultKernel == '{DEFAULT_KERNEL_PROFILE}')",
+                    "message": "defaultKernel must name one of kernelProfiles",
+                    "fieldPath": ".defaultKernel",
+                },
+                {
+                    "rule": f"!has(self.kernels) || self.kernels.all(k, {_PROFILES} ? "
+                    "self.kernelProfiles.exists(p, p.name == k) "
+                    f": k == '{DEFAULT_KERNEL_PROFILE}')",
+                    "message": "every kernels entry must name one of kernelProfiles",
+                    "fieldPath": ".kernels",
+                },
             ]
         }
     )
@@ -93,12 +171,22 @@ class JupyterGatewaySpec(_Spec):
     kernels: Annotated[
         list[Annotated[str, Field(pattern=KERNEL_NAME, max_length=128)]] | None,
         Field(max_length=64, json_schema_extra={"x-kubernetes-list-type": "set"}),
-    ] = Field(None, description="Kernelspec names the gateway offers; empty offers all of its image's.")
+    ] = Field(None, description="Names of the kernelProfiles the gateway serves; empty serves all of them.")
     default_kernel: str = Field(
-        "python_kubernetes",
+        DEFAULT_KERNEL_PROFILE,
         pattern=KERNEL_NAME,
         max_length=128,
-        description="Kernelspec started when a client names none.",
+        description="Kernel profile started when a client names none.",
+    )
+    kernel_profiles: Annotated[
+        list[KernelProfile] | None,
+        Field(
+            max_length=32, json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
+        ),
+    ] = Field(
+        None,
+        description=f"The kernels the gateway offers, each a kernelspec of its own; none offers "
+        f"{DEFAULT_KERNEL_PROFILE} ({DEFAULT_KERNEL_IMAGE}, no GPU).",
     )
     cull_idle_timeout: int = Field(
         3600, ge=0, le=2**31 - 1, description="Seconds a kernel may idle before it is culled; 0 disables culling."
@@ -136,6 +224,13 @@ class JupyterGatewaySpec(_Spec):
     def _default_kernel_is_offered(self):
         if self.kernels and self.default_kernel not in self.kernels:
             raise ValueError("defaultKernel must be one of kernels")
+        names = [p.name for p in self.kernel_profiles] if self.kernel_profiles else [DEFAULT_KERNEL_PROFILE]
+        if len(set(names)) != len(names):
+            raise ValueError("kernelProfiles: names must be unique")
+        if self.default_kernel not in names:
+            raise ValueError("defaultKernel must name one of kernelProfiles")
+        if any(k not in names for k in self.kernels or []):
+            raise ValueError("every kernels entry must name one of kernelProfiles")
         return self
 
 
@@ -227,21 +322,43 @@ class PodTemplate(BaseModel):
     spec: PodSpec
 
 
-class KernelQuantities(BaseModel):
-    """What each kernel pod gets; Enterprise Gateway maps nvidia.com/gpu to KERNEL_GPUS."""
+class Workspace(_Spec):
+    """The user's files: mounted in the notebook pod and in each of its kernel pods at the same path."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, populate_by_name=True)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.claimName) != has(self.size)", "message": "give claimName or size, not both"},
+                {"rule": "!has(self.storageClassName) || has(self.size)", "message": "storageClassName needs size"},
+                {
+                    "rule": "!has(self.size) || (string(self.size) != '0' && !string(self.size).startsWith('-'))",
+                    "message": "size must be positive",
+                },
+            ]
+        }
+    )
 
-    cpu: Quantity | None = Field(None, description="CPU, e.g. 500m or 2.")
-    memory: Quantity | None = Field(None, description="Memory, e.g. 4Gi.")
-    gpu: Quantity | None = Field(None, alias="nvidia.com/gpu", description="NVIDIA GPUs.")
+    claim_name: str | None = Field(
+        None, pattern=DNS_SUBDOMAIN, max_length=253, description="An existing PersistentVolumeClaim of the namespace."
+    )
+    size: Quantity | None = Field(None, description="Size of a new claim <name>-workspace, deleted with the notebook.")
+    storage_class_name: str | None = Field(
+        None, pattern=DNS_SUBDOMAIN, max_length=253, description="StorageClass of the new claim; the default if empty."
+    )
+    access_mode: Literal["ReadWriteOnce", "ReadWriteMany"] = Field(
+        "ReadWriteOnce",
+        description="ReadWriteOnce runs every kernel on the notebook's node; ReadWriteMany lets them run anywhere.",
+    )
 
-
-class KernelResources(_Spec):
-    """Resources of each kernel pod the notebook starts on its gateway (held only while the kernel lives)."""
-
-    requests: KernelQuantities | None = Field(None, description="Guaranteed to each kernel pod.")
-    limits: KernelQuantities | None = Field(None, description="Maximum of each kernel pod.")
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.claim_name is None) == (self.size is None):
+            raise ValueError("give claimName or size, not both")
+        if self.storage_class_name is not None and self.size is None:
+            raise ValueError("storageClassName needs size")
+        if self.size is not None and (str(self.size) == "0" or str(self.size).startswith("-")):
+            raise ValueError("size must be positive")
+        return self
 
 
 class JupyterNotebookSpec(_Spec):
@@ -266,6 +383,9 @@ class JupyterNotebookSpec(_Spec):
         None, description="CPU, memory and GPUs of each kernel pod; the notebook pod holds none of them."
     )
     suspend: bool = Field(False, description="Scale the notebook to zero, keeping its Service and Secret.")
+    workspace: Workspace | None = Field(
+        None, description="Persistent files at /home/jovyan/work, shared by the notebook and its kernels."
+    )
 
     @model_validator(mode="after")
     def _kernel_resources_need_a_gateway(self):

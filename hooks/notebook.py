@@ -6,6 +6,8 @@ Children, all in the notebook's namespace:
   Service    <name>-notebook        port 8888
   Secret     <name>-notebook-auth   the access token, password hash and gateway token, mounted
                                     as files (see notebook_auth)
+  PersistentVolumeClaim, RoleBinding  the workspace and the gateway's right to run this
+                                    notebook's kernels here (see notebook_kernels)
 
 A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
 lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
@@ -17,6 +19,7 @@ from pydantic import ValidationError
 
 from . import children as ch
 from . import notebook_auth as auth
+from . import notebook_kernels as kernels
 from .gateway import auth_secret_name as gateway_secret_name
 from .gateway import gateway_url
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
@@ -33,6 +36,7 @@ SECRET_ENV = {"JUPYTER_TOKEN", "JUPYTER_PASSWORD", "JUPYTER_GATEWAY_AUTH_TOKEN"}
 MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL"}
 # Reasons not to touch the notebook's children: its gateway cannot be used.
 _GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed", "GatewayTokenNotFound"}
+_ACCESS_GONE = {"GatewayNotFound", "NamespaceNotAllowed"}
 # Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
 # Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
 _KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
@@ -56,6 +60,7 @@ def customize_notebook(parent: dict) -> dict:
     namespace = gateway.get("namespace") or parent["metadata"].get("namespace") or "default"
     return {
         "relatedResources": [
+            kernels.approved_roles_rule(),
             {
                 "apiVersion": API_VERSION,
                 "resource": "jupytergateways",
@@ -87,7 +92,12 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     def keep(reason: str, message: str, gateway_cond: dict | None = None) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)
         conditions = [ready] + ([gateway_cond] if gateway_cond else [])
-        return ch.response(meta, {**status, "conditions": conditions}, ch.kept(children))
+        kept = ch.kept(children)
+        if reason in _ACCESS_GONE:
+            # The gateway may no longer run kernels here: its RoleBinding goes.
+            binding = kernels.role_binding_name(name)
+            kept = [c for c in kept if not (c["kind"] == "RoleBinding" and c["metadata"]["name"] == binding)]
+        return ch.response(meta, {**status, "conditions": conditions}, kept)
 
     try:
         spec = JupyterNotebookSpec.model_validate(parent.get("spec") or {})
@@ -106,13 +116,17 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
 
     observed_secret = ch.observed(children, ch.SECRETS, namespace, auth.secret_name(name))
     secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, gateway_token)
-    pod, problems = _pod_template(name, uid, spec, gateway, secret, gateway_token)
+    pod, problems = _pod_template(name, uid, spec, gateway, secret, gateway_token, namespace)
     if problems:
         return keep("InvalidSpec", "; ".join(problems), gateway_cond)
 
     labels = ch.labels("notebook", name)
+    kernel_children, problem = kernels.children(name, namespace, labels, spec, gateway, related)
+    if problem:
+        return keep("KernelRoleNotAllowed", problem, gateway_cond)
     replicas = 0 if spec.suspend else 1
     desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
+    desired += kernel_children
     if secret is not None:
         desired.append(secret)
     if spec.auth and spec.auth.secret_ref:
@@ -134,6 +148,12 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         now,
     )
     conditions = [ch.condition("Ready", ok, reason, message, previous, now), suspended]
+    if gateway is not None:
+        # The gateway refuses such a kernel with a generic error: say why here.
+        fits, why = kernels.resources_fit(spec, gateway)
+        conditions.append(
+            ch.condition("KernelResourcesFit", fits, "Fits" if fits else "ExceedsProfile", why, previous, now)
+        )
     status["conditions"] = conditions + ([gateway_cond] if gateway_cond else [])
     return ch.response(meta, status, desired)
 
@@ -168,7 +188,13 @@ def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict,
 
 
 def _pod_template(
-    name: str, uid: str, spec: JupyterNotebookSpec, gateway: dict | None, secret: dict | None, gateway_token
+    name: str,
+    uid: str,
+    spec: JupyterNotebookSpec,
+    gateway: dict | None,
+    secret: dict | None,
+    gateway_token,
+    namespace: str = "default",
 ) -> tuple[dict, list[str]]:
     """The notebook pod: the user's template (or the default one) plus what the hook manages."""
     if spec.template:
@@ -185,8 +211,12 @@ def _pod_template(
     notebook = dict(containers[index])
     notebook["env"] = [_canonical_env(e) for e in notebook.get("env") or []]
     taken = {e.get("name") for e in notebook["env"]}
-    notebook["env"] += [e for e in auth_env + _gateway_env(name, spec, gateway) if e["name"] not in taken]
-    notebook["volumeMounts"] = [*(notebook.get("volumeMounts") or []), *auth_mounts]
+    notebook["env"] += [e for e in auth_env + _gateway_env(name, namespace, spec, gateway) if e["name"] not in taken]
+    workspace_volumes, workspace_mounts = kernels.workspace_parts(name, spec)
+    notebook["volumeMounts"] = [*(notebook.get("volumeMounts") or []), *auth_mounts, *workspace_mounts]
+    if workspace_mounts:
+        # Jupyter Server's root directory is its working directory: the workspace.
+        notebook.setdefault("workingDir", workspace_mounts[0]["mountPath"])
     if not any(p.get("containerPort") == PORT for p in notebook.get("ports") or []):
         notebook["ports"] = [
             *(notebook.get("ports") or []),
@@ -195,13 +225,13 @@ def _pod_template(
     notebook.setdefault("readinessProbe", {"httpGet": {"path": "/api", "port": PORT}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
-    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME):
+    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, kernels.WORKSPACE_VOLUME):
         if any(v.get("name") == reserved for v in volumes):
             problems.append(f"spec.template.spec.volumes: the name {reserved} is reserved")
     pod_spec = {
         **pod_spec,
         "containers": [*containers[:index], notebook, *containers[index + 1 :]],
-        "volumes": volumes + auth_volumes,
+        "volumes": volumes + auth_volumes + workspace_volumes,
     }
     for list_name in ("initContainers", "containers"):
         if pod_spec.get(list_name):
@@ -225,7 +255,7 @@ def _pod_template(
     return {"metadata": metadata, "spec": pod_spec}, problems
 
 
-def _gateway_env(name: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
+def _gateway_env(name: str, namespace: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
     if gateway is None:
         return []
     timeout = (gateway.get("spec") or {}).get("kernelLaunchTimeout") or 60
@@ -239,6 +269,7 @@ def _gateway_env(name: str, spec: JupyterNotebookSpec, gateway: dict | None) -> 
         {"name": "JUPYTER_GATEWAY_REQUEST_TIMEOUT", "value": str(timeout + LAUNCH_TIMEOUT_PAD)},
         # Enterprise Gateway refuses kernels without a user and attributes them by it.
         {"name": "KERNEL_USERNAME", "value": name},
+        *kernels.kernel_env(name, namespace, spec),
         *_kernel_resource_env(spec.kernel_resources),
     ]
 

@@ -37,6 +37,7 @@ RESOURCE_KINDS = {
     "services": "Service",
     "secrets": "Secret",
     "networkpolicies": "NetworkPolicy",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
 }
 
 
@@ -108,9 +109,10 @@ GATEWAY_TOKEN = "gateway-token-0123456789"
 
 
 def related_gateway(gw: dict | None, ready: bool = True, token: str | None = GATEWAY_TOKEN) -> dict:
-    """What the notebook's customize rules bring: the gateway and its token Secret."""
+    """What the notebook's customize rules bring: the gateway, its token Secret and the
+    ClusterRoles approved for gateways (the default one)."""
     if gw is None:
-        return {GATEWAYS: {}, "Secret.v1": {}}
+        return {GATEWAYS: {}, "Secret.v1": {}, **kernel_role()}
     gw = copy.deepcopy(gw)
     status = "True" if ready else "False"
     gw["status"] = {
@@ -126,7 +128,7 @@ def related_gateway(gw: dict | None, ready: bool = True, token: str | None = GAT
             "data": data,
             "metadata": {"name": f"{name}-gateway-auth", "namespace": namespace},
         }
-    return {GATEWAYS: {f"{namespace}/{name}": gw}, "Secret.v1": secrets}
+    return {GATEWAYS: {f"{namespace}/{name}": gw}, "Secret.v1": secrets, **kernel_role()}
 
 
 def by_kind(children: list[dict]) -> dict[str, dict]:

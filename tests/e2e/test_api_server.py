@@ -24,6 +24,7 @@ pytestmark = pytest.mark.e2e
 
 GROUP = "kubeflow.tkestack.io"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
+KINDS = "deployments,services,configmaps,secrets,serviceaccounts,rolebindings,networkpolicies"
 
 
 @pytest.fixture(scope="module")
@@ -193,8 +194,19 @@ CASES = {
             kernels=["python_kubernetes"],
             cullConnected=True,
             resources={"requests": {"cpu": 1}},
+            kernelProfiles=[
+                {"name": "python_kubernetes"},
+                {"name": "gpu", "maxResources": {"nvidia.com/gpu": 1}, "priorityClassName": "kernels-low"},
+            ],
         ),
         None,
+    ),
+    # kernels beside the notebook: its workspace claim and the gateway's RoleBinding here
+    "notebook-kernels": (
+        notebook(
+            "ws", "e2e-restricted", gateway={"name": "shared", "namespace": "e2e-gateways"}, workspace={"size": "1Gi"}
+        ),
+        gateway("shared", "e2e-gateways", allowedNamespaces=["e2e-restricted"]),
     ),
 }
 
@@ -238,18 +250,21 @@ def test_rendered_children_are_accepted_and_their_pods_admitted_as_restricted(in
     # Applying the same children again changes nothing: the hooks emit canonical values.
     before = {
         c["metadata"]["name"] + c["kind"]: c
-        for c in cp.kubectl_json(
-            "get", "deployments,services,configmaps,secrets,serviceaccounts,rolebindings", "-n", "e2e-restricted"
-        )["items"]
+        for c in cp.kubectl_json("get", f"{KINDS},persistentvolumeclaims", "-n", "e2e-restricted")["items"]
     }
     apply_children(cp, children)
-    after = cp.kubectl_json(
-        "get", "deployments,services,configmaps,secrets,serviceaccounts,rolebindings", "-n", "e2e-restricted"
-    )["items"]
+    after = cp.kubectl_json("get", f"{KINDS},persistentvolumeclaims", "-n", "e2e-restricted")["items"]
     for obj in after:
         key = obj["metadata"]["name"] + obj["kind"]
-        if key in before:
+        if key in before and obj["kind"] == "PersistentVolumeClaim":
+            # kube-controller-manager's volume binder updates claims on its own: compare what we own.
+            assert manager_entry(obj) == manager_entry(before[key]), key
+        elif key in before:
             assert obj["metadata"]["resourceVersion"] == before[key]["metadata"]["resourceVersion"], key
+
+
+def manager_entry(obj: dict) -> list[dict]:
+    return [m for m in obj["metadata"].get("managedFields", []) if m["manager"] == "e2e"]
 
 
 def test_a_root_template_would_be_refused_by_the_cluster_too(installed):
@@ -287,3 +302,119 @@ def test_a_suspended_notebook_runs_no_pod_but_keeps_its_service_and_secret(insta
     )["items"]
     assert cp.exists("service", "sleepy-notebook", "-n", "e2e-restricted")
     assert cp.exists("secret", "sleepy-notebook-auth", "-n", "e2e-restricted")
+
+
+def test_kernel_pods_the_launcher_renders_are_admitted_as_restricted_with_their_gpu(installed):
+    """Enterprise Gateway's own launch_kubernetes.py rendering (tests/eg_launcher.py) of our
+    template, after the guard, for a GPU profile with a ReadWriteOnce workspace: the API server
+    accepts the pod in a namespace enforcing restricted, GPU request and priority included."""
+    from hooks import kernel_guard
+    from tests import eg_launcher
+
+    cp = installed
+    priority = {
+        "apiVersion": "scheduling.k8s.io/v1",
+        "kind": "PriorityClass",
+        "metadata": {"name": "kernels-preemptible"},
+        "value": -10,
+        "preemptionPolicy": "Never",
+    }
+    cp.kubectl("apply", "-f", "-", input=json.dumps(priority))
+    profile = {
+        "name": "python_gpu",
+        "maxResources": {"nvidia.com/gpu": 1, "cpu": 2},
+        "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}},
+        "nodeSelector": {"nvidia.com/gpu.present": "true"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "priorityClassName": "kernels-preemptible",
+    }
+    parent = gateway("gw", "e2e-gateways", allowedNamespaces=["e2e-restricted"], kernelProfiles=[profile])
+    parent["spec"]["defaultKernel"] = "python_gpu"
+    data = next(c for c in sync_gateway(parent, {}, kernel_role(), NOW, TOKEN)["children"] if c["kind"] == "ConfigMap")[
+        "data"
+    ]
+    kernel_id = "11111111-2222-4333-8444-555555555555"
+    env = kernel_guard.checked_env(
+        {
+            "KERNEL_ID": kernel_id,
+            "KERNEL_POD_NAME": f"ws-{kernel_id}",
+            "KERNEL_NAMESPACE": "e2e-restricted",
+            "KERNEL_NOTEBOOK": "ws",
+            "KERNEL_GPUS": "1",
+            "KERNEL_WORKSPACE_CLAIM": "ws-workspace",
+            "KERNEL_WORKING_DIR": "/home/jovyan/work",
+            "KERNEL_SERVICE_ACCOUNT_NAME": "gw-gateway",
+            "KERNEL_IMAGE": "evil:1",
+        },
+        json.loads(data["python_gpu.policy.json"]),
+    )
+    [pod] = eg_launcher.render_pod(data["python_gpu.kernel-pod.yaml.j2"], env)
+    out = cp.kubectl("apply", "-f", "-", input=json.dumps(pod)).stdout
+    assert "created" in out
+    stored = cp.kubectl_json("get", "pod", pod["metadata"]["name"], "-n", "e2e-restricted")
+    container = stored["spec"]["containers"][0]
+    assert container["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container["image"] == "elyra/kernel-py:3.3.0"
+    assert stored["spec"]["serviceAccountName"] == "default"
+    assert stored["spec"]["automountServiceAccountToken"] is False
+    assert stored["spec"]["priority"] == -10
+    assert stored["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert not [v for v in stored["spec"]["volumes"] if "projected" in v], "no service account token"
+
+
+def test_the_gateway_may_run_kernel_pods_exactly_where_its_notebooks_are_and_sweeps_its_orphans(installed):
+    """RBAC as rendered (the gateway's RoleBinding, a notebook's RoleBinding in its namespace,
+    the shipped ClusterRole), checked by the API server's authorizer; then the gateway's
+    sweep (kernel_sweep.py, run by Enterprise Gateway's interpreter with its kubernetes client)
+    deletes this gateway's kernel pods and nothing else."""
+    import subprocess
+
+    from hooks import kernelspecs
+
+    eg_python = ROOT / ".cache" / "venvs" / "eg" / "bin" / "python"
+    assert eg_python.exists(), f"{eg_python} missing: run `make runtimes` (tests/integration/provision.sh)"
+    cp = installed
+    cp.create_namespace("e2e-gateways")
+    gw = gateway("sweeper", "e2e-gateways", allowedNamespaces=["e2e-restricted"])
+    gw_children = sync_gateway(gw, {}, kernel_role(), NOW, TOKEN)["children"]
+    apply_children(cp, gw_children)
+    nb = notebook("swept", "e2e-restricted", gateway={"name": "sweeper", "namespace": "e2e-gateways"})
+    apply_children(cp, sync_notebook(nb, {}, related_gateway(gw), NOW, TOKEN)["children"])
+
+    who = "--as=system:serviceaccount:e2e-gateways:sweeper-gateway"
+
+    def can(verb: str, resource: str, namespace: str) -> bool:
+        res = cp.kubectl("auth", "can-i", verb, resource, "-n", namespace, who, check=False)
+        return res.stdout.strip() == "yes"
+
+    for namespace in ("e2e-gateways", "e2e-restricted"):
+        assert all(can(verb, "pods", namespace) for verb in ("create", "get", "list", "delete")), namespace
+        assert not can("watch", "pods", namespace) and not can("create", "secrets", namespace)
+    assert not can("create", "pods", "default") and not can("create", "pods", "kube-system")
+
+    def pod(name: str, labels: dict) -> dict:
+        spec = {"containers": [{"name": "kernel", "image": "elyra/kernel-py:3.3.0"}]}
+        from hooks.podsecurity import harden
+
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": name, "namespace": "e2e-restricted", "labels": labels},
+            "spec": {**harden(spec), "automountServiceAccountToken": False},
+        }
+
+    selector = dict(part.split("=") for part in kernelspecs.sweep_selector("sweeper", "e2e-gateways").split(","))
+    orphan = pod("orphan-kernel", {**selector, "app": "enterprise-gateway", "kernel_id": "x"})
+    other = pod("other-gateways-kernel", {**selector, "kubeflow.tkestack.io/gateway-name": "another"})
+    apply_children(cp, [orphan, other])
+    data = next(c for c in gw_children if c["metadata"]["name"] == "sweeper-gateway-kernelspecs")["data"]
+    sweep = cp.workdir / "sweep.json"
+    sweep.write_text(data["sweep.json"])
+    script = ROOT / "hooks" / "kernel_sweep.py"
+    env = {"KUBECONFIG": str(cp.kubeconfig), "PATH": os.environ["PATH"]}
+    result = subprocess.run([str(eg_python), str(script), str(sweep)], env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 kernel pods" in result.stderr
+    wait_for(lambda: not cp.exists("pod", "orphan-kernel", "-n", "e2e-restricted"), timeout=30, what="orphan gone")
+    assert cp.exists("pod", "other-gateways-kernel", "-n", "e2e-restricted")

@@ -38,14 +38,18 @@ GROUP = "kubeflow.tkestack.io"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 SCENARIO_LABEL = "e2e-scenario"  # on namespaces and ClusterRoles a test creates, so teardown finds them
 CHILD_SELECTOR = "app.kubernetes.io/managed-by=metacontroller,app.kubernetes.io/part-of=elastic-jupyter"
-CHILD_RESOURCES = "deployments,services,secrets,configmaps,serviceaccounts,rolebindings,networkpolicies"
+CHILD_RESOURCES = (
+    "deployments,services,secrets,configmaps,serviceaccounts,rolebindings,networkpolicies,persistentvolumeclaims"
+)
 GATEWAY = "jupytergateway-sample"
 NOTEBOOK = "jupyternotebook-sample"
 
+# (resource, name suffix); wait_children keys each by its resource, a second of a kind by resource+suffix.
 GATEWAY_CHILDREN = [
     ("serviceaccount", "-gateway"),
     ("rolebinding", "-gateway"),
     ("configmap", "-gateway"),
+    ("configmap", "-gateway-kernelspecs"),
     ("deployment", "-gateway"),
     ("service", ""),
     ("secret", "-gateway-auth"),
@@ -81,7 +85,7 @@ def wait_children(cp, namespace, name, kind, children, timeout=60.0) -> dict[str
             obj = get(cp, resource, f"{name}{suffix}", "-n", namespace)
             if obj is None or not owned_by(obj, kind, name):
                 return None
-            found[resource] = obj
+            found[resource if resource not in found else f"{resource}{suffix}"] = obj
         return found
 
     return wait_for(all_there, timeout=timeout, what=f"children of {kind} {namespace}/{name}")
@@ -308,7 +312,11 @@ def test_2_a_notebook_in_another_namespace_uses_the_shared_gateway(seed):
     assert get(cp, "deployment", "mallory-notebook", "-n", "team-a") is None
     patch(cp, "jupytergateway", GATEWAY, {"allowedNamespaces": ["team-a"]})
     cp.apply(notebook("alice", "team-a"))
-    nb = wait_children(cp, "team-a", "alice", "JupyterNotebook", NOTEBOOK_CHILDREN)
+    # In another namespace than its gateway, a notebook also binds the gateway's kernel role there.
+    nb = wait_children(
+        cp, "team-a", "alice", "JupyterNotebook", [*NOTEBOOK_CHILDREN, ("rolebinding", "-gateway-kernels")]
+    )
+    assert nb["rolebinding"]["subjects"][0]["name"] == f"{GATEWAY}-gateway"
     env = {e["name"]: e.get("value") for e in nb["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["JUPYTER_GATEWAY_URL"] == "http://jupytergateway-sample.default.svc:8888"
     assert env["KERNEL_USERNAME"] == "alice"

@@ -62,9 +62,12 @@ def container_and_files(children: dict[str, dict]) -> tuple[dict, dict[str, dict
         volume = volumes[mount["name"]]
         if "configMap" in volume:
             source, data = volume["configMap"], {k: v.encode() for k, v in children["ConfigMap"]["data"].items()}
-        else:
+        elif "secret" in volume:
             source = volume["secret"]
             data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}
+        else:  # emptyDir, a claim: empty at start
+            files[mount["mountPath"]] = {}
+            continue
         if source.get("items"):
             data = {item["path"]: data[item["key"]] for item in source["items"]}
         files[mount["mountPath"]] = data

@@ -42,7 +42,7 @@ def test_gateway_sync_over_http():
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"status", "children"}, "v2 parses strictly: no other top-level key"
-    assert len(body["children"]) == 7
+    assert len(body["children"]) == 8
 
 
 def test_notebook_customize_and_sync_over_http():
@@ -50,12 +50,13 @@ def test_notebook_customize_and_sync_over_http():
     customize = post("/customize/jupyternotebook", {"controller": CONTROLLER, "parent": parent})
     assert customize.status_code == 200
     assert set(customize.json()) == {"relatedResources"}
-    rule = customize.json()["relatedResources"][0]
+    rule = customize.json()["relatedResources"][1]
     assert (rule["namespace"], rule["names"]) == ("default", ["gw"])
     shared = gateway(allowedNamespaces=["team-a"])
-    response = post("/sync/jupyternotebook", sync_request(parent, NOTEBOOK_TYPES, related=related_gateway(shared)))
+    related = related_gateway(shared) | kernel_role()
+    response = post("/sync/jupyternotebook", sync_request(parent, NOTEBOOK_TYPES, related=related))
     assert response.status_code == 200
-    assert {c["kind"] for c in response.json()["children"]} == {"Deployment", "Service", "Secret"}
+    assert {c["kind"] for c in response.json()["children"]} == {"Deployment", "Service", "Secret", "RoleBinding"}
 
 
 def test_the_token_is_generated_once_and_kept_over_http():
@@ -105,7 +106,7 @@ def test_an_invalid_spec_gets_a_200_that_keeps_the_children():
         "/sync/jupytergateway", sync_request(gateway(cullInterval="often"), GATEWAY_TYPES, observed, kernel_role())
     )
     assert bad.status_code == 200
-    assert len(bad.json()["children"]) == 7
+    assert len(bad.json()["children"]) == 8
     assert bad.json()["status"]["conditions"][0]["message"].startswith("spec.cullInterval")
 
 

@@ -39,7 +39,13 @@ TEMPLATE = {
 RENDERED = {
     "gateway-defaults": sync_gateway(gateway(), {}, kernel_role(), NOW, TOKEN)["children"],
     "gateway-full": sync_gateway(
-        gateway(kernels=["a"], defaultKernel="a", resources={"limits": {"cpu": 1}}, clusterRole="k"),
+        gateway(
+            kernels=["a"],
+            defaultKernel="a",
+            kernelProfiles=[{"name": "a", "nodeSelector": {"gpu": "yes"}, "priorityClassName": "low"}],
+            resources={"limits": {"cpu": 1}},
+            clusterRole="k",
+        ),
         {},
         kernel_role("k"),
         NOW,
@@ -52,6 +58,14 @@ RENDERED = {
         "children"
     ],
     "notebook-secret-ref": sync_notebook(notebook(auth={"secretRef": {"name": "s"}}), {}, {}, NOW, TOKEN)["children"],
+    # kernels in the notebook's namespace: workspace claim, the gateway's RoleBinding there
+    "notebook-kernels": sync_notebook(
+        notebook(namespace="team-a", gateway={"name": "gw", "namespace": "infra"}, workspace={"size": "5Gi"}),
+        {},
+        related_gateway(gateway(namespace="infra", allowedNamespaces=["team-a"])),
+        NOW,
+        TOKEN,
+    )["children"],
 }
 
 
@@ -74,7 +88,7 @@ def pod_specs() -> dict[str, dict]:
 
 def test_every_rendered_pod_passes_restricted(psacheck):
     pods = pod_specs()
-    assert len(pods) == 5
+    assert len(pods) == 6
     assert psacheck(pods) == {name: "" for name in pods}
     for spec in pods.values():
         assert violations(spec) == []

@@ -71,13 +71,14 @@ def test_defaults_apply_without_the_schema():
     }
     assert config["EnterpriseGatewayApp"]["default_kernel_name"] == "python_kubernetes"
     assert config["EnterpriseGatewayApp"]["log_level"] == "INFO"
-    assert config["KernelSpecManager"]["whitelist"] == []
+    assert config["KernelSpecManager"] == {"whitelist": ["python_kubernetes"], "ensure_native_kernel": False}
 
 
 def test_every_spec_field_reaches_its_child_field():
     spec = {
         "kernels": ["python_kubernetes", "r_kubernetes"],
         "defaultKernel": "r_kubernetes",
+        "kernelProfiles": [{"name": "python_kubernetes"}, {"name": "r_kubernetes"}, {"name": "unserved"}],
         "cullIdleTimeout": 600,
         "cullInterval": 30,
         "cullConnected": True,
@@ -97,6 +98,11 @@ def test_every_spec_field_reaches_its_child_field():
     config = config_of(result)
     container = children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert config["KernelSpecManager"]["whitelist"] == ["python_kubernetes", "r_kubernetes"]
+    specs = next(c for c in result["children"] if c["metadata"]["name"] == "gw-gateway-kernelspecs")
+    assert {k.split(".")[0] for k in specs["data"] if k.endswith(".kernel.json")} == {
+        "python_kubernetes",
+        "r_kubernetes",
+    }
     assert config["EnterpriseGatewayApp"]["default_kernel_name"] == "r_kubernetes"
     assert config["RemoteMappingKernelManager"] == {
         "cull_idle_timeout": 600,
@@ -136,14 +142,15 @@ def test_the_gateway_runs_exactly_the_rendered_configuration():
     container = pod["containers"][0]
     assert container["command"] == ["jupyter", "enterprisegateway", f"--config=/etc/jupyter-gateway/{CONFIG_FILE}"]
     assert "args" not in container
-    assert container["volumeMounts"] == [
-        {"name": "config", "mountPath": "/etc/jupyter-gateway", "readOnly": True},
-        {"name": "auth", "mountPath": "/etc/jupyter-gateway/auth", "readOnly": True},
-    ]
-    assert pod["volumes"] == [
-        {"name": "config", "configMap": {"name": "gw-gateway"}},
-        {"name": "auth", "secret": {"secretName": "gw-gateway-auth", "defaultMode": 0o440}},
-    ]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts["/etc/jupyter-gateway"] == "config" and mounts["/etc/jupyter-gateway/auth"] == "auth"
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["config"] == {"name": "config", "configMap": {"name": "gw-gateway"}}
+    assert volumes["auth"] == {"name": "auth", "secret": {"secretName": "gw-gateway-auth", "defaultMode": 0o440}}
+    assert volumes["kernelspecs-source"] == {
+        "name": "kernelspecs-source",
+        "configMap": {"name": "gw-gateway-kernelspecs"},
+    }
     assert pod["serviceAccountName"] == "gw-gateway"
 
 
@@ -237,7 +244,7 @@ def test_status_follows_the_deployment_and_keeps_its_transition_time():
 
 
 def test_an_unchanged_parent_yields_byte_identical_responses():
-    parent = gateway(kernels=["b", "a"], defaultKernel="a")
+    parent = gateway(kernels=["b", "a"], defaultKernel="a", kernelProfiles=[{"name": "a"}, {"name": "b"}])
     first = sync(parent)
     observed = observe(first["children"], TYPES, AVAILABLE)
     parent["status"] = sync(parent, observed)["status"]
@@ -286,7 +293,7 @@ def test_gateway_and_notebook_of_one_name_do_not_collide():
 
 
 def test_render_config_is_deterministic_json():
-    spec = JupyterGatewaySpec(kernels=["z", "a"], defaultKernel="a")
+    spec = JupyterGatewaySpec(kernels=["z", "a"], defaultKernel="a", kernelProfiles=[{"name": "z"}, {"name": "a"}])
     assert render_config(spec) == render_config(spec)
     assert json.loads(render_config(spec))["KernelSpecManager"]["whitelist"] == ["a", "z"]
 
@@ -324,7 +331,8 @@ def test_auth_none_renders_no_secret_and_no_mount():
     result = sync(gateway(auth={"mode": "none"}))
     assert "Secret" not in by_kind(result["children"])
     container = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert "JUPYTER_CONFIG_PATH" not in env_of(container) and len(container["volumeMounts"]) == 1
+    assert "JUPYTER_CONFIG_PATH" not in env_of(container)
+    assert not [m for m in container["volumeMounts"] if m["name"] == "auth"]
     assert "tokenSecret" not in result["status"]
 
 
@@ -333,7 +341,7 @@ def test_a_missing_user_secret_keeps_the_children():
     result = sync(gateway(auth={"secretRef": {"name": "nope"}}), running)
     ready = result["status"]["conditions"][0]
     assert ready["reason"] == "AuthSecretNotFound" and ready["message"].startswith("spec.auth.secretRef")
-    assert len(result["children"]) == 7
+    assert len(result["children"]) == 8
 
 
 def test_customize_asks_for_the_users_token_secret():
@@ -356,7 +364,19 @@ def test_the_network_policy_admits_only_notebooks_of_allowed_namespaces_and_kern
         "kubeflow.tkestack.io/gateway-namespace": "ml",
     }
     assert kernels == {
-        "from": [{"podSelector": {"matchLabels": {"app": "enterprise-gateway", "component": "kernel"}}}],
+        "from": [
+            {
+                "namespaceSelector": notebooks["from"][0]["namespaceSelector"],
+                "podSelector": {
+                    "matchLabels": {
+                        "app": "enterprise-gateway",
+                        "component": "kernel",
+                        "kubeflow.tkestack.io/gateway-name": "gw",
+                        "kubeflow.tkestack.io/gateway-namespace": "ml",
+                    }
+                },
+            }
+        ],
         "ports": [{"protocol": "TCP", "port": 8877}],
     }
     everyone = by_kind(sync(gateway(allowedNamespaces=["*"]))["children"])["NetworkPolicy"]["spec"]

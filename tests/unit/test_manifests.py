@@ -72,9 +72,7 @@ def test_the_hook_server_is_redundant_probed_and_restricted(psacheck):
 
 def test_the_kernel_cluster_role_is_least_privilege():
     role = next(o for o in objects() if o["metadata"]["name"] == "jupyter-gateway-kernels")
-    assert role["rules"] == [
-        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "create", "delete"]}
-    ]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}]
     assert role["metadata"]["labels"]["kubeflow.tkestack.io/gateway-kernel-role"] == "true"
     assert not [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
 
@@ -97,7 +95,7 @@ def test_every_child_kind_has_a_rule_with_an_update_strategy(controller, childre
     for child in children:
         assert f"{child['kind']}.{child['apiVersion']}" in rules, child["kind"]
     for key, rule in rules.items():
-        expected = "Recreate" if key.startswith("RoleBinding") else "InPlace"
+        expected = {"RoleBinding": "Recreate", "PersistentVolumeClaim": "OnDelete"}.get(key.split(".")[0], "InPlace")
         assert rule["updateStrategy"]["method"] == expected, key
     assert spec["generateSelector"] is True
 

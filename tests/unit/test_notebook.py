@@ -70,6 +70,11 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
     assert rule == {
         "relatedResources": [
             {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "resource": "clusterroles",
+                "labelSelector": {"matchLabels": {"kubeflow.tkestack.io/gateway-kernel-role": "true"}},
+            },
+            {
                 "apiVersion": "kubeflow.tkestack.io/v1alpha1",
                 "resource": "jupytergateways",
                 "namespace": "default",
@@ -79,7 +84,7 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
         ]
     }
     local = customize_notebook(notebook(namespace="team-a", gateway={"name": "gw"}))
-    assert local["relatedResources"][0]["namespace"] == "team-a"
+    assert local["relatedResources"][1]["namespace"] == "team-a"
     assert customize_notebook(notebook()) == {"relatedResources": []}
     assert customize_notebook(notebook(gateway="gw")) == {"relatedResources": []}
 
@@ -335,6 +340,7 @@ def test_every_spec_field_is_covered():
         "template",
         "kernelResources",
         "suspend",
+        "workspace",
     }
 
 
@@ -417,7 +423,7 @@ def test_a_namespace_the_gateway_does_not_allow_gets_no_token_and_keeps_its_chil
     assert "team-a" in conditions(result)["GatewayReady"]["message"]
     assert GATEWAY_TOKEN not in json.dumps(result)
     everyone = sync(parent, related=related_gateway(gateway("shared", "infra", allowedNamespaces=["*"])))
-    assert len(everyone["children"]) == 3
+    assert {c["kind"] for c in everyone["children"]} == {"Deployment", "Service", "Secret", "RoleBinding"}
 
 
 def test_a_gateway_token_not_there_yet_keeps_the_children():

@@ -78,7 +78,7 @@ def test_bugs_3_4_7_14_21_no_kernelspec_crs_launcher_or_kernel_deployments():
 def test_bug_6_kernels_run_in_the_gateways_namespace_where_its_role_is_bound():
     result = sync_gateway(gateway(namespace="ml"), {}, kernel_role(), NOW, TOKEN)
     env = {
-        e["name"]: e["value"]
+        e["name"]: e.get("value")
         for e in by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]
     }
     assert env["EG_NAMESPACE"] == "ml" and env["EG_SHARED_NAMESPACE"] == "True"

@@ -192,6 +192,38 @@ _gateway_specs = st.fixed_dictionaries(
             },
         ),
         "clusterRole": st.sampled_from(["jupyter-gateway-kernels", "a.b", "Bad", ""]),
+        "kernelProfiles": st.lists(
+            st.fixed_dictionaries(
+                {"name": _names},
+                optional={
+                    "displayName": st.sampled_from(["Python", ""]),
+                    "image": st.sampled_from(["elyra/kernel-py:3.3.0", ""]),
+                    "resources": st.fixed_dictionaries(
+                        {},
+                        optional={"requests": st.dictionaries(st.sampled_from(["cpu", "nvidia.com/gpu"]), _quantities)},
+                    ),
+                    "maxResources": st.dictionaries(
+                        st.sampled_from(["cpu", "memory", "nvidia.com/gpu", "x"]), _quantities
+                    ),
+                    "nodeSelector": st.dictionaries(st.sampled_from(["gpu", "zone"]), st.sampled_from(["a", "x" * 64])),
+                    "tolerations": st.lists(
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "key": st.sampled_from(["nvidia.com/gpu", ""]),
+                                "operator": st.sampled_from(["Exists", "Equal", "In"]),
+                                "effect": st.sampled_from(["NoSchedule", "Sometimes"]),
+                                "tolerationSeconds": st.one_of(st.integers(0, 5), st.just("5")),
+                            },
+                        ),
+                        max_size=2,
+                    ),
+                    "priorityClassName": st.sampled_from(["low", "Low!"]),
+                },
+            ),
+            max_size=3,
+            unique_by=lambda p: p["name"],
+        ),
         "surprise": st.just(1),
     },
 )
@@ -223,6 +255,15 @@ _notebook_specs = st.fixed_dictionaries(
             },
         ),
         "suspend": st.one_of(st.booleans(), st.just("yes")),
+        "workspace": st.fixed_dictionaries(
+            {},
+            optional={
+                "claimName": st.sampled_from(["data", "Data!", ""]),
+                "size": _quantities,
+                "storageClassName": st.sampled_from(["fast", "Bad_Name"]),
+                "accessMode": st.sampled_from(["ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"]),
+            },
+        ),
         "template": st.fixed_dictionaries(
             {
                 "spec": st.fixed_dictionaries(
