@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration e2e e2e-bins e2e-metacontroller bench bench-scale up down lint crds render clean \
+.PHONY: run test unit integration e2e e2e-bins e2e-metacontroller bench bench-scale up down metacontroller-given lint crds render clean \
 	system-deps runtimes
 
 $(BIN)/python:
@@ -64,8 +64,12 @@ e2e-metacontroller: $(VENV)/.installed e2e-bins
 	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/e2e -m metacontroller $(PYTEST_ARGS)
 
 ## up: a local control plane with the hook server and Metacontroller, samples applied (METACONTROLLER_BIN=...)
-up: $(VENV)/.runtime e2e-bins
+up: metacontroller-given $(VENV)/.runtime e2e-bins
 	$(BIN)/python tests/e2e/localcluster.py up
+
+# Before any install or build: without Metacontroller, say where to get it and stop.
+metacontroller-given:
+	@[ -n "$$METACONTROLLER_BIN" ] || { $(PYTHON) tests/e2e/localcluster.py up; exit 2; }
 
 ## down: stop everything `make up` started
 down:
