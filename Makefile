@@ -7,22 +7,23 @@ BIN := $(VENV)/bin
 PORT ?= 8080
 PYTEST_ARGS ?=
 
-.PHONY: run test unit integration e2e e2e-bins e2e-metacontroller bench bench-scale up down metacontroller-given lint crds render clean \
-	system-deps runtimes
+.PHONY: run test unit integration kernels e2e e2e-bins e2e-metacontroller bench bench-abuse bench-scale up down \
+	metacontroller-given lint crds render clean system-deps runtimes
 
+# Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	@$(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/pip install --quiet --upgrade pip >&2
 
 # What the hook server needs (make run, make up): the package and its runtime dependencies only.
 $(VENV)/.runtime: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e .
-	touch $@
+	@$(BIN)/pip install --quiet -e . >&2
+	@touch $@
 
 # Everything the tests, linters and benchmarks need on top.
 $(VENV)/.installed: $(VENV)/.runtime
-	$(BIN)/pip install --quiet -e '.[test]'
-	touch $@
+	@$(BIN)/pip install --quiet -e '.[test]' >&2
+	@touch $@
 
 .cache/bin/psacheck: tests/psa/main.go tests/psa/go.mod tests/psa/go.sum
 	cd tests/psa && go build -o ../../.cache/bin/psacheck .
@@ -54,6 +55,10 @@ test: lint system-deps runtimes $(VENV)/.installed .cache/bin/psacheck e2e-bins
 ## integration: the rendered gateway and notebook as real local processes, and a real browser
 integration: runtimes $(VENV)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
+
+## kernels: kernel pods created, run (fake node) and culled by a real Enterprise Gateway on a real API server
+kernels: runtimes $(VENV)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/kernels $(PYTEST_ARGS)
 
 ## e2e: our manifests and hooks' output on a real kube-apiserver and kube-controller-manager
 e2e: $(VENV)/.installed e2e-bins
@@ -87,6 +92,10 @@ unit: $(VENV)/.installed .cache/bin/psacheck
 bench: system-deps $(VENV)/.installed
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
+## bench-abuse: the hook server against a 200 MB body and header, 1,000 slow clients, random child kinds
+bench-abuse: $(VENV)/.installed
+	$(BIN)/python -m bench.abuse
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -96,10 +105,10 @@ lint: $(VENV)/.installed
 crds: $(VENV)/.installed
 	$(BIN)/python -m hooks crds
 
-## render: preview the children of the sample CRs
+## render: preview the children of the sample CRs (only YAML on stdout)
 render: $(VENV)/.installed
-	cat manifests/samples/jupytergateway-sample.yaml <(echo ---) manifests/samples/jupyternotebook-sample.yaml \
-	  | $(BIN)/python -m hooks render -f -
+	@$(BIN)/python -m hooks render -f manifests/samples/jupytergateway-sample.yaml \
+	  -f manifests/samples/jupyternotebook-sample.yaml
 
 clean:
 	rm -rf $(VENV) .cache test-output

@@ -262,3 +262,19 @@ def growth_request(containers: int, env: int, volumes: int) -> dict:
         return notebook_request("_growth")
     finally:
         del NOTEBOOK_SIZES["_growth"]
+
+
+def many_children_request(children: int, size: str = "large") -> dict:
+    """A notebook request observing ``children`` children: its own three, then copies of them.
+
+    Metacontroller sends only the children a parent owns (3 for a notebook, 7 for a gateway),
+    so this is far beyond a real request: it sizes the hook server's body limit.
+    """
+    request = notebook_request(size)
+    own = [(key, obj) for key, group in request["children"].items() for obj in group.values()]
+    for i in range(children - len(own)):
+        key, obj = own[i % len(own)]
+        name = f"{obj['metadata']['name']}-copy-{i}"
+        copy_ = {**obj, "metadata": {**obj["metadata"], "name": name}}
+        request["children"][key][f"{obj['metadata']['namespace']}/{name}"] = copy_
+    return request

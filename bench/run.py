@@ -31,9 +31,9 @@ from pathlib import Path
 import orjson
 
 from bench import payloads
-from hooks.__main__ import event_loop
 from hooks.gateway import sync_gateway
 from hooks.notebook import sync_notebook
+from hooks.serving import event_loop
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable

@@ -41,7 +41,7 @@ from controlplane import (  # noqa: E402
     shipped_metacontroller_flags,
     wait_for,
 )
-from hookserver import overlay  # noqa: E402
+from hookserver import hook_token, overlay  # noqa: E402
 
 GROUP = "kubeflow.tkestack.io"
 NS = "bench"
@@ -229,9 +229,21 @@ def hook_calls(port: int) -> int:
 
 # ---------------------------------------------------------------- one case
 def start_hooks(cp: ControlPlane, port: int) -> Process:
+    token = cp.workdir / "hook-token"  # written by hook_token() before the first start
     proc = cp._spawn(
         "hooks",
-        [sys.executable, "-m", "hooks", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "hooks",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--token-file",
+            str(token),
+        ],
         env={"PYTHONPATH": str(ROOT)},
     )
     cp._wait_ready(proc, lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2).status == 200)
@@ -256,8 +268,9 @@ def run_case(flags_name: str, n: int, steady: float, outage: float, workdir: Pat
     apiserver_args = [f"--audit-policy-file={policy}", f"--audit-log-path={audit}", "--audit-log-maxsize=0"]
     with ControlPlane(workdir, apiserver_args=apiserver_args, controllers=CONTROLLERS) as cp:
         port = free_port()
-        hooks = start_hooks(cp, port)
         cp.apply_metacontroller_crds()
+        hook_token(cp, cp.workdir)
+        hooks = start_hooks(cp, port)
         cp.kubectl("apply", "-k", str(overlay(cp.workdir, port)))
         for crd in ("jupytergateways", "jupyternotebooks"):
             cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")

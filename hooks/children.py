@@ -55,30 +55,53 @@ def observed(children: dict, key: str, namespace: str, name: str) -> dict | None
     return (children.get(key) or {}).get(f"{namespace}/{name}")
 
 
-def kept(children: dict) -> list[dict]:
+def kept(children: dict, namespace: str, types: frozenset[str]) -> list[dict]:
     """Every observed child as the hooks last applied it, so that nothing changes.
 
     Metacontroller deletes any observed child a response omits. When the hooks cannot
     compute the desired state (invalid spec, missing gateway) they return this list.
+    Metacontroller creates whatever a response holds, with its own cluster-wide rights,
+    so a kept child has exactly the identity of the observed object it stands for:
+    only objects of the controller's child ``types`` in the parent's ``namespace``,
+    whose kind and apiVersion match their group key; the last-applied annotation (which
+    anyone who may edit the child can rewrite) is used only if it names that identity.
     """
     out = []
-    for group in children.values():
-        for child in (group or {}).values():
-            out.append(_as_last_applied(child))
+    for key, group in children.items():
+        if key not in types or not isinstance(group, dict):
+            continue
+        kind, _, api_version = key.partition(".")
+        for child_key, child in group.items():
+            identity = (kind, api_version, namespace, child_key.partition("/")[2])
+            if child_key.startswith(f"{namespace}/") and _identity(child) == identity:
+                out.append(_as_last_applied(child, identity))
     out.sort(key=lambda c: (c["kind"], c["metadata"]["name"]))
     return out
 
 
-def _as_last_applied(child: dict) -> dict:
-    annotation = (child.get("metadata", {}).get("annotations") or {}).get(LAST_APPLIED)
-    if annotation:
+def _identity(obj) -> tuple | None:
+    """(kind, apiVersion, namespace, name) of an object, None if it has none."""
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    if not isinstance(meta, dict):
+        return None
+    return (obj.get("kind"), obj.get("apiVersion"), meta.get("namespace"), meta.get("name"))
+
+
+def _as_last_applied(child: dict, identity: tuple) -> dict:
+    annotations = child["metadata"].get("annotations")
+    annotation = annotations.get(LAST_APPLIED) if isinstance(annotations, dict) else None
+    # A RoleBinding's roleRef cannot change, and a forged record of one would make Metacontroller
+    # recreate it (Recreate strategy) bound to another role: the observed object is the truth.
+    if isinstance(annotation, str) and identity[0] != "RoleBinding":
         try:
-            return json.loads(annotation)
+            applied = json.loads(annotation)
         except ValueError:
-            pass
-    # No usable record (server-side apply, or an adopted orphan): the object itself.
-    meta = {k: v for k, v in child.get("metadata", {}).items() if k not in _SERVER_METADATA}
-    annotations = {k: v for k, v in (meta.get("annotations") or {}).items() if k != LAST_APPLIED}
+            applied = None
+        if _identity(applied) == identity:
+            return applied
+    # No usable record (server-side apply, an adopted orphan, a forged annotation): the object itself.
+    meta = {k: v for k, v in child["metadata"].items() if k not in _SERVER_METADATA}
+    annotations = {k: v for k, v in (annotations if isinstance(annotations, dict) else {}).items() if k != LAST_APPLIED}
     if annotations:
         meta["annotations"] = annotations
     else:
@@ -119,33 +142,95 @@ def condition(type_: str, ok: bool, reason: str, message: str, previous: list | 
 
 
 def deployment_ready(deployment: dict | None) -> tuple[bool, str, str]:
-    """(ready, reason, message) of an observed Deployment."""
+    """(ready, reason, message) of an observed Deployment (read defensively: it is any JSON)."""
     if deployment is None:
         return False, "DeploymentMissing", "the Deployment does not exist yet"
-    status = deployment.get("status") or {}
-    name = deployment["metadata"]["name"]
-    available = any(c.get("type") == "Available" and c.get("status") == "True" for c in status.get("conditions") or [])
-    ready = status.get("readyReplicas") or 0
-    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    status = as_dict(deployment.get("status"))
+    name = as_dict(deployment.get("metadata")).get("name")
+    conditions = status.get("conditions") if isinstance(status.get("conditions"), list) else []
+    available = any(
+        isinstance(c, dict) and c.get("type") == "Available" and c.get("status") == "True" for c in conditions
+    )
+    ready = _count(status.get("readyReplicas"))
+    wanted = as_dict(deployment.get("spec")).get("replicas", 1)
+    wanted = wanted if _count(wanted) == wanted else "?"
     if available and ready >= 1:
         return True, "DeploymentAvailable", f"Deployment {name} has {ready}/{wanted} ready pods"
     return False, "DeploymentNotAvailable", f"Deployment {name} has {ready}/{wanted} ready pods"
 
 
 def replica_counts(deployment: dict | None) -> dict:
-    status = (deployment or {}).get("status") or {}
-    return {"replicas": status.get("replicas") or 0, "readyReplicas": status.get("readyReplicas") or 0}
+    status = as_dict((deployment or {}).get("status"))
+    return {"replicas": _count(status.get("replicas")), "readyReplicas": _count(status.get("readyReplicas"))}
+
+
+def as_dict(value) -> dict:
+    """``value`` if it is an object, else an empty one: observed and related objects are any JSON."""
+    return value if isinstance(value, dict) else {}
+
+
+def _count(value) -> int:
+    """A replica count as the status schema wants it: a non-negative int32, else 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**31 else 0
+
+
+_PLAIN = {"model_type": "must be an object", "dict_type": "must be an object", "list_type": "must be a list"}
+_UNION_BRANCHES = {"int", "str"}  # pydantic's names for the branches of Quantity (int | str)
 
 
 def spec_error(exc) -> str:
-    """The first pydantic error as ``spec.field.path: message``."""
+    """The first pydantic error as ``spec.field.path: message``, in the CR's terms."""
     err = exc.errors()[0]
-    path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
-    return f"{path}: {err['msg']}"
+    if err["type"] == "pod_template":  # already names the fields, from spec on
+        return err["msg"]
+    loc = [p for p in err["loc"] if p not in _UNION_BRANCHES]
+    path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+    if len(loc) < len(err["loc"]):
+        return f"{path}: must be a Kubernetes quantity: an integer or a string such as 500m or 2Gi"
+    return f"{path}: {_PLAIN.get(err['type'], err['msg'])}"
+
+
+AUTH_GENERATION = "kubeflow.tkestack.io/auth-generation"
+
+
+def with_auth_generation(secret: dict, observed_secret, observed_deployment) -> tuple[dict, str]:
+    """``secret`` annotated with the generation of its content, and that generation.
+
+    A server reads its secrets only at start, so its pod template carries this number and
+    a new one rolls the pods. It counts content changes, so it says nothing about the
+    secrets themselves (a hash of a token would let anyone who reads Deployments test
+    guesses offline), and it is the same on every resync, so the hooks stay pure.
+    """
+    generation = 1
+    if isinstance(observed_secret, dict):
+        kept = _generation(observed_secret.get("metadata"))
+        if kept is not None:
+            generation = kept if observed_secret.get("data") == secret["data"] else kept + 1
+    else:
+        # The Secret is gone (deleted, or never there): a new one is new content.
+        spec = observed_deployment.get("spec") if isinstance(observed_deployment, dict) else None
+        template = spec.get("template") if isinstance(spec, dict) else None
+        running = _generation(template.get("metadata") if isinstance(template, dict) else None)
+        if running is not None:
+            generation = running + 1
+    meta = {**secret["metadata"], "annotations": {AUTH_GENERATION: str(generation)}}
+    return {**secret, "metadata": meta}, str(generation)
+
+
+def _generation(meta) -> int | None:
+    annotations = meta.get("annotations") if isinstance(meta, dict) else None
+    value = annotations.get(AUTH_GENERATION) if isinstance(annotations, dict) else None
+    return int(value) if isinstance(value, str) and value.isdigit() and len(value) < 10 else None
 
 
 def b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def secret_value(secret, key: str) -> str | None:
+    """The decoded text of one key of an observed or related Secret, whatever its shape."""
+    data = secret.get("data") if isinstance(secret, dict) else None
+    return decoded(data.get(key)) if isinstance(data, dict) else None
 
 
 def decoded(data: str | None) -> str | None:

@@ -44,10 +44,9 @@ def _convert(node: dict, defs: dict) -> dict:
 
     out: dict[str, Any] = {}
     if node.get("x-kubernetes-int-or-string"):
-        patterns = [b["pattern"] for b in node["anyOf"] if "pattern" in b]
         out = {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}
-        if patterns:
-            out["pattern"] = patterns[0]
+        for branch in node.get("anyOf", []):  # the string branch's pattern and length
+            out.update({k: branch[k] for k in ("pattern", "maxLength") if k in branch})
     for key, value in node.items():
         if key in _DROP or key in out or key == "anyOf":
             continue

@@ -32,6 +32,7 @@ from . import kernelspecs
 from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterGatewaySpec
 from .podsecurity import harden
 from .quantity import canonical_resources
+from .structural import without_nulls
 
 CONFIG_DIR = "/etc/jupyter-gateway"
 CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
@@ -45,6 +46,19 @@ AUTH_CONFIG = "jupyter_config.json"
 # The labels of Enterprise Gateway's stock kernel pods (kernel-pod.yaml.j2).
 KERNEL_POD_LABELS = {"app": "enterprise-gateway", "component": "kernel"}
 CLUSTER_ROLES = "ClusterRole.rbac.authorization.k8s.io/v1"
+ROLE_BINDINGS = "RoleBinding.rbac.authorization.k8s.io/v1"
+# The child types of the CompositeController (metacontroller/jupytergateway.yaml).
+CHILD_TYPES = frozenset(
+    {
+        "ServiceAccount.v1",
+        ROLE_BINDINGS,
+        "ConfigMap.v1",
+        ch.DEPLOYMENTS,
+        "Service.v1",
+        ch.SECRETS,
+        "NetworkPolicy.networking.k8s.io/v1",
+    }
+)
 KERNEL_ROLE_LABEL = "kubeflow.tkestack.io/gateway-kernel-role"
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
 # Enterprise Gateway's image runs as jovyan (uid 1000, gid 100).
@@ -94,19 +108,21 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
 
     def keep(reason: str, message: str) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)
-        return ch.response(meta, {**status, "conditions": [ready]}, ch.kept(children))
+        kept = [c for c in ch.kept(children, namespace, CHILD_TYPES) if c["kind"] != "RoleBinding"]
+        binding = _kept_role_binding(name, namespace, children, related)
+        return ch.response(meta, {**status, "conditions": [ready]}, sorted_children([*kept, *binding]))
 
     try:
-        spec = JupyterGatewaySpec.model_validate(parent.get("spec") or {})
+        spec = JupyterGatewaySpec.model_validate(without_nulls({} if parent.get("spec") is None else parent["spec"]))
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
     problems = kernelspecs.profile_problems(spec)
     if problems:
         return keep("InvalidSpec", "; ".join(problems))
     role = (related.get(CLUSTER_ROLES) or {}).get(spec.cluster_role)
-    if role is None:
+    if not isinstance(role, dict):
         return keep("ClusterRoleNotFound", f"spec.clusterRole: ClusterRole {spec.cluster_role} not found")
-    if (role.get("metadata", {}).get("labels") or {}).get(KERNEL_ROLE_LABEL) != "true":
+    if not approved(role):
         return keep(
             "ClusterRoleNotAllowed",
             f"spec.clusterRole: ClusterRole {spec.cluster_role} lacks the label {KERNEL_ROLE_LABEL}=true "
@@ -122,21 +138,47 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
     labels = ch.labels("gateway", name)
     config = render_config(spec)
     specs = kernelspecs.config_map(name, namespace, labels, spec)
+    secret, generation = None, None
+    if token is not None:
+        observed = ch.observed(children, ch.SECRETS, namespace, auth_secret_name(name))
+        secret = _auth_secret(name, namespace, labels, token, spec)
+        secret, generation = ch.with_auth_generation(secret, observed, deployment)
+        status["tokenSecret"] = auth_secret_name(name)
     desired = [
         _service_account(name, namespace, labels),
         _role_binding(name, namespace, labels, spec.cluster_role),
         specs,
         _config_map(name, namespace, labels, config),
-        _deployment(name, namespace, labels, spec, config, token, meta.get("uid", ""), specs),
+        _deployment(name, namespace, labels, spec, config, generation, specs),
         _service(name, namespace, labels),
         _network_policy(name, namespace, labels, spec),
+        *([secret] if secret else []),
     ]
-    if token is not None:
-        desired.append(_auth_secret(name, namespace, labels, token))
-        status["tokenSecret"] = auth_secret_name(name)
     ok, reason, message = ch.deployment_ready(deployment)
     status["conditions"] = [ch.condition("Ready", ok, reason, message, previous, now)]
     return ch.response(meta, status, desired)
+
+
+def approved(role) -> bool:
+    """Whether a cluster admin marked this ClusterRole as one gateways may bind."""
+    meta = role.get("metadata") if isinstance(role, dict) else None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return isinstance(labels, dict) and labels.get(KERNEL_ROLE_LABEL) == "true"
+
+
+def _kept_role_binding(name: str, namespace: str, children: dict, related: dict) -> list[dict]:
+    """The gateway's RoleBinding on a keep path, rebuilt from its (immutable) roleRef, and only
+    while that ClusterRole is still approved: revoking the label or deleting the role unbinds it."""
+    observed = ch.observed(children, ROLE_BINDINGS, namespace, child_name(name))
+    ref = observed.get("roleRef") if isinstance(observed, dict) else None
+    role_name = ref.get("name") if isinstance(ref, dict) and ref.get("kind") == "ClusterRole" else None
+    if not isinstance(role_name, str) or not approved((related.get(CLUSTER_ROLES) or {}).get(role_name)):
+        return []
+    return [_role_binding(name, namespace, ch.labels("gateway", name), role_name)]
+
+
+def sorted_children(children: list[dict]) -> list[dict]:
+    return sorted(children, key=lambda c: (c["kind"], c["metadata"]["name"]))
 
 
 def render_config(spec: JupyterGatewaySpec) -> str:
@@ -164,7 +206,8 @@ def render_config(spec: JupyterGatewaySpec) -> str:
         },
         # jupyter_client 6 (which EG 3.3 pins) calls the allow-list "whitelist". It only filters
         # the listing: what keeps other kernels out is that no other kernelspec exists in the
-        # gateway container (kernelspecs.gateway_pod_parts), not even ipykernel's own python3.
+        # gateway container (kernelspecs.gateway_pod_parts), and ipykernel, whose own python3
+        # jupyter_client would still find, cannot be imported there (kernelspecs.NO_IPYKERNEL).
         "KernelSpecManager": {
             "whitelist": [p.name for p in kernelspecs.profiles(spec)],
             "ensure_native_kernel": False,
@@ -180,20 +223,35 @@ def _token(spec, name, namespace, children, related, new_token) -> tuple[str | N
     ref = spec.auth.secret_ref if spec.auth else None
     if ref:
         secret = (related.get(ch.SECRETS) or {}).get(f"{namespace}/{ref.name}")
-        token = ch.decoded(((secret or {}).get("data") or {}).get(ref.key))
+        token = ch.secret_value(secret, ref.key)
         if not token:
             return None, f"spec.auth.secretRef: Secret {namespace}/{ref.name} has no key {ref.key} holding a token"
         return token, None
     observed = ch.observed(children, ch.SECRETS, namespace, auth_secret_name(name))
-    return ch.decoded(((observed or {}).get("data") or {}).get(TOKEN_KEY)) or new_token, None
+    return ch.secret_value(observed, TOKEN_KEY) or new_token, None
 
 
-def _auth_secret(name: str, namespace: str, labels: dict, token: str) -> dict:
+# Labels on the gateway's token Secret that say which namespaces' notebooks may read it: the
+# notebooks' customize hook selects it by them, so Metacontroller does not even fetch it for a
+# notebook of a namespace the gateway does not allow (hooks.notebook.customize_notebook).
+ALLOWED_NAMESPACE_PREFIX = "ns.kubeflow.tkestack.io/"
+ALL_NAMESPACES_LABEL = "kubeflow.tkestack.io/all-namespaces"
+ALLOWED = "allowed"
+
+
+def allowed_namespace_labels(namespace: str, allowed: list[str] | None) -> dict[str, str]:
+    if "*" in (allowed or []):
+        return {ALL_NAMESPACES_LABEL: ALLOWED}
+    return {f"{ALLOWED_NAMESPACE_PREFIX}{ns}": ALLOWED for ns in sorted({namespace, *(allowed or [])})}
+
+
+def _auth_secret(name: str, namespace: str, labels: dict, token: str, spec: JupyterGatewaySpec) -> dict:
     config = json.dumps({"EnterpriseGatewayApp": {"auth_token": token}}, sort_keys=True)
+    secret_labels = {**labels, **allowed_namespace_labels(namespace, spec.allowed_namespaces)}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(auth_secret_name(name), namespace, labels),
+        "metadata": _metadata(auth_secret_name(name), namespace, secret_labels),
         "type": "Opaque",
         "data": {TOKEN_KEY: ch.b64(token), AUTH_CONFIG: ch.b64(config)},
     }
@@ -269,8 +327,7 @@ def _deployment(
     labels: dict,
     spec: JupyterGatewaySpec,
     config: str,
-    token: str | None,
-    uid: str,
+    auth_generation: str | None,
     specs: dict,
 ) -> dict:
     parts = kernelspecs.gateway_pod_parts(name, spec.image)
@@ -304,11 +361,11 @@ def _deployment(
         "kubeflow.tkestack.io/config-hash": _digest(config),
         "kubeflow.tkestack.io/kernelspecs-hash": _digest(json.dumps(specs["data"], sort_keys=True)),
     }
-    if token is not None:
+    if auth_generation is not None:
         container["env"].append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
         container["volumeMounts"].append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
         volumes.append({"name": "auth", "secret": {"secretName": auth_secret_name(name), "defaultMode": 0o440}})
-        annotations["kubeflow.tkestack.io/auth-hash"] = _digest(f"{uid}:{token}")
+        annotations[ch.AUTH_GENERATION] = auth_generation
     pod_spec = harden(
         {
             "serviceAccountName": child_name(name),

@@ -41,6 +41,16 @@ KERNELSPEC_DIR = "/usr/local/share/jupyter/kernels"
 STOCK_LAUNCHER = f"{KERNELSPEC_DIR}/python_kubernetes/scripts/launch_kubernetes.py"
 SOURCE_DIR = "/etc/jupyter-gateway/kernelspecs"  # the ConfigMap, in the init container
 INSTALL_DIR = "/var/lib/jupyter-gateway/kernelspecs"  # the emptyDir, in the init container
+# On the gateway's PYTHONPATH: a package "ipykernel" that cannot be imported. jupyter_client
+# 6.1.12 resolves the name python3 to ipykernel's own kernelspec whenever ipykernel imports
+# (KernelSpecManager._find_spec_directory, whatever ensure_native_kernel and the whitelist say),
+# and the elyra/enterprise-gateway image installs ipykernel: any token holder could run a
+# kernel inside the gateway container, with its ServiceAccount's token.
+PYTHON_PATH_DIR = "/etc/jupyter-gateway/python"
+NO_IPYKERNEL = (
+    "# Hides the gateway image's ipykernel: this gateway starts kernels only as pods of its profiles.\n"
+    'raise ImportError("ipykernel is hidden in this gateway: it starts kernels only as pods of its profiles")\n'
+)
 STATE_DIR = "/var/lib/jupyter-gateway/state"  # jupyter data dir (connection files), IPython dir
 WORKSPACE_DIR = "/home/jovyan/work"  # the notebook's workspace, at the same path in kernel pods
 KERNEL_SERVICE_ACCOUNT = "default"  # its token is never mounted
@@ -116,6 +126,7 @@ def sweep_selector(name: str, namespace: str) -> str:
 
 def config_map(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec) -> dict:
     data = {"kernel_guard.py": _GUARD, "kernel_sweep.py": _SWEEP, "sweep.json": _json(_sweep(name, namespace, spec))}
+    data["no_ipykernel.py"] = NO_IPYKERNEL
     for profile in profiles(spec):
         data[f"{profile.name}.kernel.json"] = _json(kernel_json(profile))
         data[f"{profile.name}.kernel-pod.yaml.j2"] = pod_template(profile, name, namespace)
@@ -283,12 +294,20 @@ def gateway_pod_parts(name: str, image: str) -> dict:
         {"name": "kernelspecs", "emptyDir": {}},
         {"name": "no-kernelspecs", "emptyDir": {}},
         {"name": "state", "emptyDir": {}},
+        {
+            "name": "python-path",
+            "configMap": {
+                "name": config_map_name(name),
+                "items": [{"key": "no_ipykernel.py", "path": "ipykernel/__init__.py"}],
+            },
+        },
     ]
     mounts = [
         {"name": "kernelspecs", "mountPath": KERNELSPEC_DIR, "readOnly": True},
         {"name": "no-kernelspecs", "mountPath": "/usr/share/jupyter/kernels", "readOnly": True},
         {"name": "no-kernelspecs", "mountPath": "/opt/conda/share/jupyter/kernels", "readOnly": True},
         {"name": "state", "mountPath": STATE_DIR},
+        {"name": "python-path", "mountPath": PYTHON_PATH_DIR, "readOnly": True},
     ]
     env = [
         # No extra kernelspec directories (an image's JUPYTER_PATH is replaced by one that is empty).
@@ -296,6 +315,7 @@ def gateway_pod_parts(name: str, image: str) -> dict:
         {"name": "JUPYTER_DATA_DIR", "value": f"{STATE_DIR}/data"},
         {"name": "IPYTHONDIR", "value": f"{STATE_DIR}/ipython"},
         {"name": "PYTHONNOUSERSITE", "value": "1"},
+        {"name": "PYTHONPATH", "value": PYTHON_PATH_DIR},  # no ipykernel: no python3 kernel
         # Kernels start in the notebook's directory (KERNEL_WORKING_DIR from Jupyter Server);
         # kernel_guard.py keeps it inside the workspace.
         {"name": "EG_MIRROR_WORKING_DIRS", "value": "True"},

@@ -22,7 +22,8 @@ LATENCY = Histogram(
 )
 ERRORS = Counter(
     "elastic_jupyter_hook_errors_total",
-    "Hook calls that failed, by kind: bad_json, bad_request, wrong_kind (4xx) or internal (5xx).",
+    "Hook calls that failed, by kind: unauthorized, too_large, bad_json, bad_request, wrong_kind (4xx), "
+    "disconnected (the client left) or internal (5xx).",
     ["hook", "kind"],
     registry=REGISTRY,
 )
@@ -40,10 +41,46 @@ NOT_READY = Counter(
 )
 
 
+# Label values come from these closed sets, whatever a request holds: a kept child's kind is
+# the observed object's, so a label per claimed kind would let any caller grow /metrics.
+CHILD_KINDS = frozenset(
+    {
+        "ServiceAccount",
+        "RoleBinding",
+        "ConfigMap",
+        "Deployment",
+        "Service",
+        "Secret",
+        "NetworkPolicy",
+        "PersistentVolumeClaim",
+    }
+)
+NOT_READY_REASONS = frozenset(
+    {
+        "InvalidSpec",
+        "DeploymentMissing",
+        "DeploymentNotAvailable",
+        "ClusterRoleNotFound",
+        "ClusterRoleNotAllowed",
+        "AuthSecretNotFound",
+        "GatewayNotFound",
+        "GatewayNotReady",
+        "NamespaceNotAllowed",
+        "GatewayTokenNotFound",
+        "Suspended",
+        "KernelRoleNotAllowed",
+    }
+)
+
+
+def bounded(value: object, allowed: frozenset) -> str:
+    return value if isinstance(value, str) and value in allowed else "other"
+
+
 def record_result(hook: str, result: dict) -> None:
     """Count what a hook answered: its children by kind and why a parent is not ready."""
     for child in result.get("children") or ():
-        CHILDREN.labels(hook, child["kind"]).inc()
+        CHILDREN.labels(hook, bounded(child.get("kind"), CHILD_KINDS)).inc()
     for condition in (result.get("status") or {}).get("conditions") or ():
         if condition["type"] == "Ready" and condition["status"] != "True":
-            NOT_READY.labels(hook, condition["reason"]).inc()
+            NOT_READY.labels(hook, bounded(condition.get("reason"), NOT_READY_REASONS)).inc()

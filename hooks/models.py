@@ -10,12 +10,16 @@ hooks without passing the schema); tests check that both say the same.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_core import PydanticCustomError
 
-from .quantity import QUANTITY_PATTERN
+from . import podtemplate, structural
+from .podtemplate import MAX_RESOURCES, QUANTITY_RULE
+from .quantity import QUANTITY_PATTERN, canonical_quantity
 
 GROUP = "kubeflow.tkestack.io"
 VERSION = "v1alpha1"
@@ -34,9 +38,27 @@ KERNEL_NAME = r"^[A-Za-z0-9._-]+$"  # the directory name of a kernelspec
 # A kernel profile's name: a kernelspec directory, a ConfigMap key part and a label value.
 PROFILE_NAME = r"^[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$"
 
+
+def _quantity_in_range(value):
+    try:
+        canonical_quantity(value)
+    except ValueError as exc:
+        raise PydanticCustomError("quantity", str(exc)) from None
+    return value
+
+
+def _valid_pod_template(value):
+    value = structural.without_nulls(value)  # as the API server prunes them
+    problems = structural.errors(podtemplate.schema(), value, "spec.template")
+    if problems:
+        raise PydanticCustomError("pod_template", "; ".join(problems))
+    return value
+
+
 Quantity = Annotated[
-    int | Annotated[str, Field(pattern=QUANTITY_PATTERN)],
-    Field(json_schema_extra={"x-kubernetes-int-or-string": True}),
+    int | Annotated[str, Field(pattern=QUANTITY_PATTERN, max_length=64)],
+    AfterValidator(_quantity_in_range),
+    Field(json_schema_extra={"x-kubernetes-int-or-string": True, "x-kubernetes-validations": [QUANTITY_RULE]}),
 ]
 
 
@@ -49,8 +71,8 @@ class _Spec(BaseModel):
 class Resources(_Spec):
     """Compute resources of a container, as in a Pod."""
 
-    limits: dict[str, Quantity] | None = Field(None, description="Maximum resources.")
-    requests: dict[str, Quantity] | None = Field(None, description="Guaranteed resources.")
+    limits: dict[str, Quantity] | None = Field(None, max_length=MAX_RESOURCES, description="Maximum resources.")
+    requests: dict[str, Quantity] | None = Field(None, max_length=MAX_RESOURCES, description="Guaranteed resources.")
 
 
 class GatewayAuth(_Spec):
@@ -250,20 +272,36 @@ class SecretRef(_Spec):
     key: str = Field("token", pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key holding the token.")
 
 
+class PasswordSecretRef(_Spec):
+    """A Secret of the notebook's namespace holding the login password or its Jupyter hash."""
+
+    name: str = Field(pattern=DNS_SUBDOMAIN, max_length=253, description="Name of the Secret.")
+    key: str = Field(
+        "password",
+        pattern=r"^[-._a-zA-Z0-9]+$",
+        max_length=253,
+        description="Key holding a password or a Jupyter hash (argon2:... or sha256:salt:hash).",
+    )
+
+
+# Credentials that a CR spec once held: a CR is readable with the view role, a Secret is not.
+REMOVED_CREDENTIALS = {
+    "token": "a token in a CR is readable by every viewer; put it in a Secret and name it in spec.auth.secretRef",
+    "password": "a password in a CR is readable by every viewer; "
+    "put it (or its hash) in a Secret and name it in spec.auth.passwordSecretRef",
+}
+
+
 class Auth(_Spec):
-    """How users log in to the notebook. Without token, password or secretRef a token is generated."""
+    """How users log in to the notebook: a token (generated, or from secretRef) and optionally a
+    password (from passwordSecretRef). No credential is ever part of the CR itself."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "self.mode == 'enable' || (!has(self.token) && !has(self.password) "
-                    "&& !has(self.secretRef))",
-                    "message": "token, password and secretRef need mode enable",
-                },
-                {
-                    "rule": "!(has(self.token) && has(self.secretRef))",
-                    "message": "give token or secretRef, not both",
+                    "rule": "self.mode == 'enable' || (!has(self.secretRef) && !has(self.passwordSecretRef))",
+                    "message": "secretRef and passwordSecretRef need mode enable",
                 },
             ]
         }
@@ -272,54 +310,32 @@ class Auth(_Spec):
     mode: Literal["enable", "disable"] = Field(
         "enable", description="disable turns authentication off (anyone reaching the Service gets a shell)."
     )
-    token: str | None = Field(
-        None, min_length=8, max_length=256, description="Access token (prefer secretRef: a CR is no Secret)."
+    secret_ref: SecretRef | None = Field(None, description="Secret holding the access token; generated when absent.")
+    password_secret_ref: PasswordSecretRef | None = Field(
+        None, description="Secret holding a login password or its Jupyter hash; no password login when absent."
     )
-    password: str | None = Field(
-        None,
-        min_length=1,
-        max_length=1024,
-        description="Password or a Jupyter password hash (argon2:... or sha256:salt:hash).",
-    )
-    secret_ref: SecretRef | None = Field(None, description="Secret holding the access token.")
+
+    # Removed from the API (and the CRD): a stored CR that still has them is refused by name.
+    token: SkipJsonSchema[Any] = None
+    password: SkipJsonSchema[Any] = None
+
+    @field_validator("token", "password")
+    @classmethod
+    def _no_credentials(cls, value, info):
+        if value is not None:
+            raise PydanticCustomError("removed_credential", REMOVED_CREDENTIALS[info.field_name])
+        return value
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.mode == "disable" and (self.token or self.password or self.secret_ref):
-            raise ValueError("token, password and secretRef need mode enable")
-        if self.token is not None and self.secret_ref is not None:
-            raise ValueError("give token or secretRef, not both")
+        if self.mode == "disable" and (self.secret_ref or self.password_secret_ref):
+            raise ValueError("secretRef and passwordSecretRef need mode enable")
         return self
 
 
-class _Open(BaseModel):
-    """Part of a Kubernetes object: the listed fields are checked, the rest passes through."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
-
-
-class Container(_Open):
-    name: str = Field(pattern=NAMESPACE, max_length=63)
-
-
-class PodSpec(_Open):
-    containers: list[Container] = Field(min_length=1)
-
-
-class PodMetadata(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    labels: dict[str, str] | None = None
-    annotations: dict[str, str] | None = None
-
-
-class PodTemplate(BaseModel):
-    """A PodTemplateSpec; the notebook container is the one named notebook, else the first."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
-
-    metadata: PodMetadata | None = None
-    spec: PodSpec
+# A PodTemplateSpec, checked against Kubernetes' own schema (hooks.podtemplate), which the
+# CRD embeds; the notebook container is the one named notebook, else the first.
+PodTemplate = Annotated[Any, AfterValidator(_valid_pod_template), WithJsonSchema(podtemplate.schema())]
 
 
 class Workspace(_Spec):

@@ -15,16 +15,19 @@ lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import ValidationError
 
 from . import children as ch
 from . import notebook_auth as auth
 from . import notebook_kernels as kernels
+from .gateway import ALL_NAMESPACES_LABEL, ALLOWED, ALLOWED_NAMESPACE_PREFIX, gateway_url
 from .gateway import auth_secret_name as gateway_secret_name
-from .gateway import gateway_url
-from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, JupyterNotebookSpec
-from .podsecurity import harden, violations
+from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, DNS_LABEL, NAMESPACE, JupyterNotebookSpec
+from .podsecurity import annotation_violations, harden, violations
 from .quantity import canonical_quantity, canonical_resources
+from .structural import without_nulls
 
 GATEWAYS = f"JupyterGateway.{API_VERSION}"
 PORT = 8888
@@ -39,6 +42,16 @@ _GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed", "GatewayTokenNotF
 _ACCESS_GONE = {"GatewayNotFound", "NamespaceNotAllowed"}
 # Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
 # Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
+# The child types of the CompositeController (metacontroller/jupyternotebook.yaml).
+CHILD_TYPES = frozenset(
+    {
+        ch.DEPLOYMENTS,
+        "Service.v1",
+        ch.SECRETS,
+        "PersistentVolumeClaim.v1",
+        "RoleBinding.rbac.authorization.k8s.io/v1",
+    }
+)
 _KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
 
 
@@ -51,30 +64,34 @@ def notebook_url(name: str, namespace: str) -> str:
 
 
 def customize_notebook(parent: dict) -> dict:
-    """Related resources: the JupyterGateway the notebook points at and its token Secret
-    (hook v2: in any namespace)."""
+    """Related resources: the JupyterGateway the notebook points at (hook v2: in any namespace),
+    its token Secret only if the gateway allows the notebook's namespace, and the Secret
+    spec.auth.passwordSecretRef names.
+
+    The gateway labels its token Secret with the namespaces it allows (gateway.py), so two
+    label selectors (this namespace's label, or the all-namespaces one) make Metacontroller
+    fetch the Secret only for notebooks that may have it.
+    """
     spec = parent.get("spec")
     gateway = spec.get("gateway") if isinstance(spec, dict) else None
-    if not isinstance(gateway, dict) or not isinstance(gateway.get("name"), str):
-        return {"relatedResources": []}
-    namespace = gateway.get("namespace") or parent["metadata"].get("namespace") or "default"
-    return {
-        "relatedResources": [
-            kernels.approved_roles_rule(),
-            {
-                "apiVersion": API_VERSION,
-                "resource": "jupytergateways",
-                "namespace": namespace,
-                "names": [gateway["name"]],
-            },
-            {
-                "apiVersion": "v1",
-                "resource": "secrets",
-                "namespace": namespace,
-                "names": [gateway_secret_name(gateway["name"])],
-            },
-        ]
-    }
+    rules = auth.password_secret_rule(parent)
+    if not isinstance(gateway, dict) or not _is(DNS_LABEL, gateway.get("name")):
+        return {"relatedResources": rules}
+    own = parent["metadata"].get("namespace") or "default"
+    namespace = gateway.get("namespace") or own
+    if not _is(NAMESPACE, namespace):
+        return {"relatedResources": rules}
+    gateways = {"apiVersion": API_VERSION, "resource": "jupytergateways", "namespace": namespace}
+    rules += [kernels.approved_roles_rule(), {**gateways, "names": [gateway["name"]]}]
+    owner = {"kubeflow.tkestack.io/jupytergateway": gateway["name"]}
+    for allowed in ({f"{ALLOWED_NAMESPACE_PREFIX}{own}": ALLOWED}, {ALL_NAMESPACES_LABEL: ALLOWED}):
+        selector = {"matchLabels": {**owner, **allowed}}
+        rules.append({"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "labelSelector": selector})
+    return {"relatedResources": rules}
+
+
+def _is(pattern: str, value) -> bool:
+    return isinstance(value, str) and len(value) <= 63 and re.match(pattern, value) is not None
 
 
 def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_token: str) -> dict:
@@ -89,10 +106,10 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     deployment = ch.observed(children, ch.DEPLOYMENTS, namespace, child_name(name))
     status = {"url": notebook_url(name, namespace), **ch.replica_counts(deployment)}
 
-    def keep(reason: str, message: str, gateway_cond: dict | None = None) -> dict:
+    def keep(reason: str, message: str, gateway_cond: dict | None = None, kept: list | None = None) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)
         conditions = [ready] + ([gateway_cond] if gateway_cond else [])
-        kept = ch.kept(children)
+        kept = ch.kept(children, namespace, CHILD_TYPES) if kept is None else kept
         if reason in _ACCESS_GONE:
             # The gateway may no longer run kernels here: its RoleBinding goes.
             binding = kernels.role_binding_name(name)
@@ -100,10 +117,12 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         return ch.response(meta, {**status, "conditions": conditions}, kept)
 
     try:
-        spec = JupyterNotebookSpec.model_validate(parent.get("spec") or {})
+        spec = JupyterNotebookSpec.model_validate(without_nulls({} if parent.get("spec") is None else parent["spec"]))
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
 
+    observed_secret = ch.observed(children, ch.SECRETS, namespace, auth.secret_name(name))
+    password, password_problem = auth.password(spec, namespace, related)
     gateway, gateway_token, gateway_cond = None, None, None
     if spec.gateway:
         gw_namespace = spec.gateway.namespace or namespace
@@ -112,11 +131,19 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
             spec.gateway.name, gw_namespace, namespace, related, previous, now
         )
         if gateway_cond["reason"] in _GATEWAY_UNUSABLE:
-            return keep(gateway_cond["reason"], gateway_cond["message"], gateway_cond)
+            # Keep the server, but take back what the gateway gave: its token and the labels
+            # its NetworkPolicy admits.
+            secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, None, password)
+            revoked = _revoked(ch.kept(children, namespace, CHILD_TYPES), secret, observed_secret, deployment)
+            return keep(gateway_cond["reason"], gateway_cond["message"], gateway_cond, revoked)
+    if password_problem:
+        return keep("PasswordSecretNotFound", password_problem, gateway_cond)
 
-    observed_secret = ch.observed(children, ch.SECRETS, namespace, auth.secret_name(name))
-    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, gateway_token)
-    pod, problems = _pod_template(name, uid, spec, gateway, secret, gateway_token, namespace)
+    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, gateway_token, password)
+    generation = None
+    if secret is not None:
+        secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
+    pod, problems = _pod_template(name, spec, gateway, secret, generation, namespace)
     if problems:
         return keep("InvalidSpec", "; ".join(problems), gateway_cond)
 
@@ -125,7 +152,9 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     if problem:
         return keep("KernelRoleNotAllowed", problem, gateway_cond)
     replicas = 0 if spec.suspend else 1
-    desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels)]
+    port, base_url, _ = server_address(pod["spec"]["containers"][_notebook_index(pod["spec"]["containers"])])
+    status["url"] += base_url.rstrip("/")
+    desired = [_deployment(name, namespace, labels, pod, replicas), _service(name, namespace, labels, port)]
     desired += kernel_children
     if secret is not None:
         desired.append(secret)
@@ -158,6 +187,38 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     return ch.response(meta, status, desired)
 
 
+def _revoked(kept: list[dict], secret: dict | None, observed_secret, deployment) -> list[dict]:
+    """The kept children minus the gateway's token (in the Secret) and the gateway-client pod
+    labels (in the Deployment); the new Secret content rolls the pods, so no server keeps the
+    token it read at start."""
+    generation = None
+    if secret is not None and observed_secret is not None:
+        secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
+    out = []
+    for child in kept:
+        if secret is not None and child["kind"] == "Secret" and child["metadata"]["name"] == secret["metadata"]["name"]:
+            child = secret
+        elif child["kind"] == "Deployment":
+            child = _without_gateway_labels(child, generation)
+        out.append(child)
+    return out
+
+
+def _without_gateway_labels(deployment: dict, generation: str | None) -> dict:
+    spec = deployment.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    meta = template.get("metadata") if isinstance(template, dict) else None
+    if not isinstance(meta, dict):
+        return deployment
+    client = ch.gateway_client_labels("", "")
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    meta = {**meta, "labels": {k: v for k, v in labels.items() if k not in client}}
+    if generation is not None:
+        annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+        meta["annotations"] = {**annotations, ch.AUTH_GENERATION: generation}
+    return {**deployment, "spec": {**spec, "template": {**template, "metadata": meta}}}
+
+
 def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict, previous, now: str):
     """(gateway, its token, GatewayReady condition): may this notebook use the gateway, and how."""
     where = f"JupyterGateway {gw_namespace}/{name}"
@@ -166,49 +227,54 @@ def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict,
         return ch.condition("GatewayReady", ok, reason, message, previous, now)
 
     gateway = (related.get(GATEWAYS) or {}).get(f"{gw_namespace}/{name}")
-    if gateway is None:
+    if not isinstance(gateway, dict):
         return None, None, cond(False, "GatewayNotFound", f"{where} not found")
-    spec = gateway.get("spec") or {}
-    allowed = spec.get("allowedNamespaces") or []
+    spec = ch.as_dict(gateway.get("spec"))
+    allowed = spec.get("allowedNamespaces") if isinstance(spec.get("allowedNamespaces"), list) else []
     if namespace != gw_namespace and namespace not in allowed and "*" not in allowed:
         message = f"{where} does not list namespace {namespace} in its spec.allowedNamespaces"
         return None, None, cond(False, "NamespaceNotAllowed", message)
     token = None
-    if ((spec.get("auth") or {}).get("mode") or "token") == "token":
+    if (ch.as_dict(spec.get("auth")).get("mode") or "token") != "none":
         secret = (related.get(ch.SECRETS) or {}).get(f"{gw_namespace}/{gateway_secret_name(name)}")
-        token = ch.decoded(((secret or {}).get("data") or {}).get("token"))
+        token = ch.secret_value(secret, "token")
         if not token:
             message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
             return None, None, cond(False, "GatewayTokenNotFound", message)
-    ready = next((c for c in (gateway.get("status") or {}).get("conditions") or [] if c.get("type") == "Ready"), None)
+    # Read defensively from here on: the gateway's spec as an object, its identity as looked up.
+    used = {**gateway, "metadata": {"name": name, "namespace": gw_namespace}, "spec": spec}
+    conditions = ch.as_dict(gateway.get("status")).get("conditions")
+    conditions = conditions if isinstance(conditions, list) else []
+    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
     if ready and ready.get("status") == "True":
-        return gateway, token, cond(True, "GatewayReady", f"{where} is ready")
-    detail = ready.get("message") if ready else "it reports no status yet"
-    return gateway, token, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}")
+        return used, token, cond(True, "GatewayReady", f"{where} is ready")
+    detail = ready.get("message") if ready and isinstance(ready.get("message"), str) else "it reports no status yet"
+    return used, token, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}")
 
 
 def _pod_template(
     name: str,
-    uid: str,
     spec: JupyterNotebookSpec,
     gateway: dict | None,
     secret: dict | None,
-    gateway_token,
+    generation: str | None,
     namespace: str = "default",
 ) -> tuple[dict, list[str]]:
     """The notebook pod: the user's template (or the default one) plus what the hook manages."""
     if spec.template:
-        template = spec.template.model_dump(exclude_none=True)
-        pod_spec, user_meta = template["spec"], template.get("metadata") or {}
+        pod_spec, user_meta = spec.template["spec"], spec.template.get("metadata") or {}
     else:
         default = {"name": "notebook", "image": DEFAULT_NOTEBOOK_IMAGE, "resources": DEFAULT_RESOURCES}
         pod_spec, user_meta = {"containers": [default]}, {}
-    problems = _reserved_env(pod_spec)
+    containers = pod_spec["containers"]
+    index = _notebook_index(containers)
+    problems = _reserved_env(pod_spec, index)
     auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
 
-    containers = pod_spec["containers"]
-    index = next((i for i, c in enumerate(containers) if c["name"] == "notebook"), 0)
     notebook = dict(containers[index])
+    port, base_url, problem = server_address(notebook, f"spec.template.spec.containers[{index}]")
+    if problem:
+        problems.append(problem)
     notebook["env"] = [_canonical_env(e) for e in notebook.get("env") or []]
     taken = {e.get("name") for e in notebook["env"]}
     notebook["env"] += [e for e in auth_env + _gateway_env(name, namespace, spec, gateway) if e["name"] not in taken]
@@ -217,12 +283,12 @@ def _pod_template(
     if workspace_mounts:
         # Jupyter Server's root directory is its working directory: the workspace.
         notebook.setdefault("workingDir", workspace_mounts[0]["mountPath"])
-    if not any(p.get("containerPort") == PORT for p in notebook.get("ports") or []):
+    if not any(p.get("containerPort") == port for p in notebook.get("ports") or []):
         notebook["ports"] = [
             *(notebook.get("ports") or []),
-            {"name": "notebook", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "notebook", "containerPort": port, "protocol": "TCP"},
         ]
-    notebook.setdefault("readinessProbe", {"httpGet": {"path": "/api", "port": PORT}, "periodSeconds": 10})
+    notebook.setdefault("readinessProbe", {"httpGet": {"path": f"{base_url}api", "port": port}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
     for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, kernels.WORKSPACE_VOLUME):
@@ -242,27 +308,64 @@ def _pod_template(
     pod_spec.setdefault("automountServiceAccountToken", False)
     pod_spec = harden(pod_spec)
     problems += violations(pod_spec, "spec.template.spec")
+    problems += annotation_violations(user_meta.get("annotations") or {}, "spec.template.metadata.annotations")
 
     labels = {**(user_meta.get("labels") or {}), **ch.labels("notebook", name), **ch.selector("notebook", name)}
     if gateway is not None:
-        labels.update(ch.gateway_client_labels(spec.gateway.name, gateway["metadata"].get("namespace") or ""))
+        labels.update(ch.gateway_client_labels(gateway["metadata"]["name"], gateway["metadata"]["namespace"]))
     annotations = dict(user_meta.get("annotations") or {})
-    restart = auth.restart_hash(uid, spec, gateway_token)
-    if restart:
-        # A new token or password restarts the server: it reads them only at start.
-        annotations["kubeflow.tkestack.io/auth-hash"] = restart
+    if generation is not None:
+        # New secret content restarts the server: it reads its secrets only at start.
+        annotations[ch.AUTH_GENERATION] = generation
     metadata = {"labels": labels, **({"annotations": annotations} if annotations else {})}
     return {"metadata": metadata, "spec": pod_spec}, problems
+
+
+def _notebook_index(containers: list[dict]) -> int:
+    """The Jupyter server's container: the one named ``notebook``, else the first."""
+    return next((i for i, c in enumerate(containers) if c.get("name") == "notebook"), 0)
+
+
+_PORT_FLAGS = ("--ServerApp.port", "--NotebookApp.port", "--port")
+_BASE_URL_FLAGS = ("--ServerApp.base_url", "--NotebookApp.base_url")
+
+
+def server_address(container: dict, where: str = "") -> tuple[int, str, str | None]:
+    """(port, base_url, problem) the Jupyter server in ``container`` listens on.
+
+    Read from its command and args, then docker-stacks' NOTEBOOK_ARGS (appended by its start
+    script), the last flag winning as in Jupyter; JUPYTER_PORT (docker-stacks) when no flag
+    names a port. The readiness probe and the Service follow them. Values set any other way
+    (a config file in the image) are not seen: there the port must stay 8888 and base_url "/".
+    """
+    env = {e.get("name"): e.get("value") for e in container.get("env") or [] if isinstance(e, dict)}
+    words = [*(container.get("command") or []), *(container.get("args") or [])]
+    words += str(env.get("NOTEBOOK_ARGS") or "").split()
+    values: dict[str, str] = {}
+    for i, word in enumerate(words):
+        flag, equals, value = str(word).partition("=")
+        if flag in _PORT_FLAGS + _BASE_URL_FLAGS:
+            value = value if equals else (str(words[i + 1]) if i + 1 < len(words) else "")
+            values["port" if flag in _PORT_FLAGS else "base_url"] = value
+    port_text = values["port"] if "port" in values else str(env.get("JUPYTER_PORT") or PORT)
+    port, problem = PORT, None
+    if port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535:
+        port = int(port_text)
+    else:
+        problem = f"{where}: the Jupyter server's port {port_text!r} is not a port number (1-65535)"
+    base_url = "/" + values.get("base_url", "/").strip("/")
+    return port, base_url if base_url == "/" else base_url + "/", problem
 
 
 def _gateway_env(name: str, namespace: str, spec: JupyterNotebookSpec, gateway: dict | None) -> list[dict]:
     if gateway is None:
         return []
-    timeout = (gateway.get("spec") or {}).get("kernelLaunchTimeout") or 60
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
+    timeout = gateway["spec"].get("kernelLaunchTimeout")
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 3600:
         timeout = 60
+    meta = gateway["metadata"]
     return [
-        {"name": "JUPYTER_GATEWAY_URL", "value": gateway_url(spec.gateway.name, gateway["metadata"].get("namespace"))},
+        {"name": "JUPYTER_GATEWAY_URL", "value": gateway_url(meta["name"], meta["namespace"])},
         # Both sides wait as long as the gateway lets a kernel pod start; otherwise
         # the notebook's 40 s default wins (kernel images can take longer to pull).
         {"name": "KERNEL_LAUNCH_TIMEOUT", "value": str(timeout)},
@@ -285,17 +388,33 @@ def _kernel_resource_env(resources) -> list[dict]:
     return env
 
 
-def _reserved_env(pod_spec: dict) -> list[str]:
+def _reserved_env(pod_spec: dict, notebook_index: int) -> list[str]:
+    """Variables that would carry a secret, or that the hook sets itself.
+
+    Jupyter Server logs its whole environment when it starts a kernel through a gateway, so
+    the notebook container gets no Secret in its environment at all: no secretKeyRef and no
+    envFrom of a Secret (other containers may have them; only reserved names are refused).
+    """
     problems = []
     for list_name in ("initContainers", "containers"):
         for i, container in enumerate(pod_spec.get(list_name) or []):
+            notebook = list_name == "containers" and i == notebook_index
             for j, var in enumerate(container.get("env") or []):
                 where = f"spec.template.spec.{list_name}[{i}].env[{j}]"
                 if var.get("name") in SECRET_ENV:
                     problems.append(f"{where}: {var['name']} would put a secret in the environment; use spec.auth")
                 elif var.get("name") in MANAGED_ENV:
                     problems.append(f"{where}: {var['name']} is set from spec.gateway and spec.auth")
+                elif notebook and "secretKeyRef" in (var.get("valueFrom") or {}):
+                    problems.append(f"{where}.valueFrom.secretKeyRef: {_LOGGED}; mount the Secret as a volume")
+            for j, source in enumerate(container.get("envFrom") or []):
+                if notebook and "secretRef" in source:
+                    where = f"spec.template.spec.{list_name}[{i}].envFrom[{j}].secretRef"
+                    problems.append(f"{where}: {_LOGGED}; mount the Secret as a volume")
     return problems
+
+
+_LOGGED = "Jupyter Server logs its environment when it starts a kernel, so no Secret may be in it"
 
 
 def _canonical_resources(container: dict, where: str, problems: list[str]) -> dict:
@@ -328,13 +447,14 @@ def _deployment(name: str, namespace: str, labels: dict, pod: dict, replicas: in
     }
 
 
-def _service(name: str, namespace: str, labels: dict) -> dict:
+def _service(name: str, namespace: str, labels: dict, target_port: int) -> dict:
+    """Always port 8888 (the notebook's URL), forwarded to the port the server listens on."""
     return {
         "apiVersion": "v1",
         "kind": "Service",
         "metadata": {"name": child_name(name), "namespace": namespace, "labels": labels},
         "spec": {
             "selector": ch.selector("notebook", name),
-            "ports": [{"name": "http", "port": PORT, "targetPort": PORT, "protocol": "TCP"}],
+            "ports": [{"name": "http", "port": PORT, "targetPort": target_port, "protocol": "TCP"}],
         },
     }

@@ -37,22 +37,26 @@ def auth_secret(
     new_token: str,
     uid: str,
     gateway_token: str | None,
+    password: str | None,
 ) -> dict | None:
-    """The Secret the hook owns: the token (unless the user names their own) and the config file."""
+    """The Secret the hook owns: the token (unless the user names their own) and the config file.
+
+    ``password`` is the text of the key spec.auth.passwordSecretRef names (the hook reads that
+    Secret as a related object); only its hash reaches the config file.
+    """
     auth = spec.auth
     data: dict[str, str] = {}
     if not (auth and auth.secret_ref):
+        kept = (observed.get("data") if isinstance(observed, dict) else None) or {}
         if auth and auth.mode == "disable":
             data[TOKEN_FILE] = ""  # an empty token turns authentication off
-        elif auth and auth.token:
-            data[TOKEN_FILE] = ch.b64(auth.token)
-        elif observed and (observed.get("data") or {}).get(TOKEN_FILE):
-            data[TOKEN_FILE] = observed["data"][TOKEN_FILE]  # generated once, then kept
+        elif isinstance(kept, dict) and isinstance(kept.get(TOKEN_FILE), str) and kept[TOKEN_FILE]:
+            data[TOKEN_FILE] = kept[TOKEN_FILE]  # generated once, then kept
         else:
             data[TOKEN_FILE] = ch.b64(new_token)
     config = {}
-    if auth and auth.password:
-        config["PasswordIdentityProvider"] = {"hashed_password": password_hash(auth.password, uid)}
+    if password:
+        config["PasswordIdentityProvider"] = {"hashed_password": password_hash(password, uid)}
     if gateway_token:
         config["GatewayClient"] = {"auth_token": gateway_token}
     if config:
@@ -66,6 +70,32 @@ def auth_secret(
         "type": "Opaque",
         "data": data,
     }
+
+
+def password_secret_rule(parent: dict) -> list[dict]:
+    """The customize rule for the Secret spec.auth.passwordSecretRef names (in the notebook's namespace)."""
+    spec = parent.get("spec") if isinstance(parent.get("spec"), dict) else {}
+    auth = spec.get("auth") if isinstance(spec.get("auth"), dict) else {}
+    ref = auth.get("passwordSecretRef") if isinstance(auth.get("passwordSecretRef"), dict) else {}
+    if not (isinstance(ref.get("name"), str) and ref["name"]):
+        return []
+    namespace = parent["metadata"].get("namespace") or "default"
+    return [{"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": [ref["name"]]}]
+
+
+def password(spec: JupyterNotebookSpec, namespace: str, related: dict) -> tuple[str | None, str | None]:
+    """(password, problem): the text of the key spec.auth.passwordSecretRef names, if any."""
+    ref = spec.auth.password_secret_ref if spec.auth else None
+    if ref is None:
+        return None, None
+    secret = (related.get(ch.SECRETS) or {}).get(f"{namespace}/{ref.name}")
+    value = ch.secret_value(secret, ref.key)
+    if not value:
+        return (
+            None,
+            f"spec.auth.passwordSecretRef: Secret {namespace}/{ref.name} has no key {ref.key} holding a password",
+        )
+    return value, None
 
 
 def password_hash(password: str, uid: str) -> str:
@@ -93,11 +123,3 @@ def volumes_mounts_env(spec: JupyterNotebookSpec, secret: dict | None) -> tuple[
     if secret is not None and CONFIG_FILE in secret["data"]:
         env.append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
     return volumes, mounts, env
-
-
-def restart_hash(uid: str, spec: JupyterNotebookSpec, gateway_token: str | None) -> str | None:
-    """Changes when a secret the server reads only at start changes (a generated token never does)."""
-    if not spec.auth and not gateway_token:
-        return None
-    salted = json.dumps([uid, spec.auth.model_dump() if spec.auth else None, gateway_token], sort_keys=True)
-    return hashlib.sha256(salted.encode()).hexdigest()[:16]

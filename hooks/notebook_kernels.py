@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL
+from .gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, approved
 from .gateway import child_name as gateway_child_name
 from .kernel_guard import GPU, quantity
 from .kernelspecs import WORKSPACE_DIR, profiles
@@ -101,10 +101,9 @@ def children(
     gw_namespace = (gateway or {}).get("metadata", {}).get("namespace")
     if gateway is None or not gw_namespace or gw_namespace == namespace:
         return out, None
-    role = (gateway.get("spec") or {}).get("clusterRole") or DEFAULT_KERNEL_CLUSTER_ROLE
-    found = (related.get(CLUSTER_ROLES) or {}).get(role)
-    approved = found is not None and ((found.get("metadata") or {}).get("labels") or {}).get(KERNEL_ROLE_LABEL)
-    if approved != "true":
+    role = (gateway.get("spec") or {}).get("clusterRole")
+    role = role if isinstance(role, str) and role else DEFAULT_KERNEL_CLUSTER_ROLE
+    if not approved((related.get(CLUSTER_ROLES) or {}).get(role)):
         return out, f"the gateway's ClusterRole {role} is not one labelled {KERNEL_ROLE_LABEL}=true"
     gw_name = gateway["metadata"]["name"]
     out.append(

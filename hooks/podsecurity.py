@@ -113,6 +113,20 @@ def violations(pod_spec: dict, path: str = "spec") -> list[str]:
     return found
 
 
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/"
+
+
+def annotation_violations(annotations: dict, path: str = "metadata.annotations") -> list[str]:
+    """What the pod's annotations break: AppArmor profiles other than the runtime's or a node's."""
+    found = []
+    for key, value in sorted(annotations.items()):
+        if key.startswith(APPARMOR_ANNOTATION) and not (
+            value in ("", "runtime/default") or value.startswith("localhost/")
+        ):
+            found.append(f"{path}[{key}]: AppArmor profile {value} not allowed (runtime/default or localhost/*)")
+    return found
+
+
 def _identity(sc: dict, where: str) -> list[str]:
     found = []
     if sc.get("runAsNonRoot") is False:

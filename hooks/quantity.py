@@ -9,7 +9,7 @@ every sync. This module reproduces k8s.io/apimachinery's Quantity.String().
 from __future__ import annotations
 
 import re
-from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, InvalidOperation, localcontext
 from functools import lru_cache
 
 # The pattern the API server's OpenAPI schema uses for quantities.
@@ -21,6 +21,7 @@ _QUANTITY = re.compile(QUANTITY_PATTERN)
 
 _BINARY = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+_MAX = 2**63 - 1
 _DECIMAL_SUFFIX = {exp: suffix for suffix, exp in _DECIMAL.items()}
 _BINARY_SUFFIX = {exp: suffix for suffix, exp in _BINARY.items()}
 
@@ -40,14 +41,27 @@ def canonical_quantity(value: float | str) -> str:
         raise ValueError(f"{value!r} is not a Kubernetes quantity") from exc
 
     if suffix in _BINARY:
-        fmt, amount = "binary", amount * (Decimal(2) ** _BINARY[suffix])
+        fmt, exponent, base = "binary", _BINARY[suffix], 2
     elif suffix in _DECIMAL:
-        fmt, amount = "decimal", amount * (Decimal(10) ** _DECIMAL[suffix])
-    else:  # an exponent such as e3 or E-2
-        fmt, amount = "exponent", amount * (Decimal(10) ** int(Decimal(suffix[1:])))
-
-    # Quantities are precise to 1n; the API server rounds up what lies below.
-    amount = amount.quantize(Decimal("1e-9"), rounding=ROUND_CEILING)
+        fmt, exponent, base = "decimal", _DECIMAL[suffix], 10
+    elif re.fullmatch(r"[eE][+-]?[0-9]+", suffix):  # an exponent such as e3 or E-2 (Kubernetes: an integer)
+        fmt, exponent, base = "exponent", int(suffix[1:]), 10
+    else:
+        raise ValueError(f"{value!r} is not a Kubernetes quantity")
+    if not amount:
+        return "0"
+    # Kubernetes caps quantities at 2^63-1 silently; the CRD refuses larger ones, and so does this.
+    digits = amount.adjusted() + 1
+    if digits + (exponent if base == 10 else exponent * 0.302) > 20:
+        raise ValueError(f"{text} is out of range: a quantity is at most {_MAX}")
+    if amount and digits + exponent < -20:  # far below 1n, which is what Kubernetes rounds it up to
+        amount, exponent = Decimal("1e-9").copy_sign(amount), 0
+    with localcontext(prec=len(number) + 60, Emin=-(10**9), Emax=10**9):
+        amount = amount.scaleb(exponent) if base == 10 else amount * Decimal(2) ** exponent
+        if abs(amount) > _MAX:
+            raise ValueError(f"{text} is out of range: a quantity is at most {_MAX}")
+        # Quantities are precise to 1n; the API server rounds up what lies below.
+        amount = amount.quantize(Decimal("1e-9"), rounding=ROUND_CEILING)
     if amount == 0:
         return "0"
     if fmt == "binary" and (abs(amount) < 1024 or amount != amount.to_integral_value()):

@@ -131,6 +131,22 @@ def related_gateway(gw: dict | None, ready: bool = True, token: str | None = GAT
     return {GATEWAYS: {f"{namespace}/{name}": gw}, "Secret.v1": secrets, **kernel_role()}
 
 
+def user_secret(name: str, data: dict[str, str], namespace: str = "default") -> dict:
+    """A user's Secret as a related object (what customize rules by name bring)."""
+    encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": namespace}, "data": encoded}
+    return {"Secret.v1": {f"{namespace}/{name}": secret}}
+
+
+def merged(*related: dict) -> dict:
+    """One related map from several (the groups' objects put together)."""
+    out: dict = {}
+    for one in related:
+        for key, group in one.items():
+            out.setdefault(key, {}).update(group)
+    return out
+
+
 def by_kind(children: list[dict]) -> dict[str, dict]:
     return {c["kind"]: c for c in children}
 

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 VERSION = "3.3.0"
 CACHE = ROOT / ".cache" / "eg-sdist"
 LAUNCHER = "etc/kernel-launchers/kubernetes/scripts/launch_kubernetes.py"
+# The sdist's hash on PyPI; tests/integration/provision.sh pins the same one.
+SHA256 = "58d61fef0f30d8010553bf3755c7d205c072383849c416916b37d3ef940725b7"
 
 
 def sdist() -> Path:
@@ -37,8 +39,10 @@ def sdist() -> Path:
     archive = CACHE / f"jupyter_enterprise_gateway-{VERSION}.tar.gz"
     if not archive.is_file():
         command = [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:", "--no-deps"]
+        pinned = CACHE / "requirement.txt"
+        pinned.write_text(f"jupyter_enterprise_gateway=={VERSION} --hash=sha256:{SHA256}\n")
         result = subprocess.run(
-            [*command, f"jupyter_enterprise_gateway=={VERSION}", "-d", str(CACHE)], capture_output=True, text=True
+            [*command, "--require-hashes", "-r", str(pinned), "-d", str(CACHE)], capture_output=True, text=True
         )
         if result.returncode != 0 or not archive.is_file():
             raise RuntimeError(

@@ -63,4 +63,5 @@ def test_the_served_hooks_answer_and_count_their_calls(server):
     secret = next(c for c in response.json()["children"] if c["kind"] == "Secret")
     token = base64.b64decode(secret["data"]["token"]).decode()
     assert "Uvicorn running" in log or "Application startup complete" in log, log
+    assert "WARNING: no --token-file: the hooks answer anyone" in log, "serving without auth is said"
     assert token not in log and secret["data"]["token"] not in log, "the server logs no request or response body"

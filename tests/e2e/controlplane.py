@@ -126,13 +126,17 @@ class ControlPlane:
         self,
         workdir: Path,
         bin_dir: Path = DEFAULT_BIN_DIR,
+        extra_controllers: Sequence[str] = (),
         apiserver_args: Sequence[str] = (),
         controllers: Sequence[str] = DEFAULT_CONTROLLERS,
     ) -> None:
+        """extra_controllers: more kube-controller-manager controllers (e.g. resourcequota-controller);
+        controllers: the base set (the scale benchmark drops the deployment and replicaset ones)."""
         self.workdir = Path(workdir).resolve()
         self.apiserver_args = list(apiserver_args)
         self.controllers = list(controllers)
         self.bin_dir = Path(bin_dir)
+        self.extra_controllers = tuple(extra_controllers)
         self.pki = self.workdir / "pki"
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self.apiserver_port = 0
@@ -387,7 +391,7 @@ class ControlPlane:
                 f"--secure-port={port}",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
                 "--leader-elect=false",
-                "--controllers=" + ",".join(self.controllers),
+                "--controllers=" + ",".join([*self.controllers, *self.extra_controllers]),
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",

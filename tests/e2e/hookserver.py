@@ -6,15 +6,22 @@ Standard library only, so that `make up` needs nothing but the runtime venv.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import secrets
 import subprocess
 import sys
 import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from controlplane import REPO_ROOT, Process, free_port, wait_for
+from controlplane import REPO_ROOT, ControlPlane, Process, free_port, wait_for
+
+# The Secret whose token Metacontroller sends as `Authorization: Bearer` (metacontroller/*.yaml),
+# and the variable hooks.app reads the token file's path from (hooks.app.TOKEN_FILE_ENV).
+AUTH_NAMESPACE, AUTH_SECRET = "elastic-jupyter-system", "elastic-jupyter-hooks-auth"
+TOKEN_FILE_ENV = "ELASTIC_JUPYTER_HOOKS_TOKEN_FILE"
 
 HOOK_PATHS = {
     ("jupytergateway-controller", "sync"): "/sync/jupytergateway",
@@ -39,6 +46,7 @@ class HookServer:
         factory: bool = False,
         port: int = 0,
         access_log: bool = True,
+        token_file: Path | None = None,
     ) -> None:
         self.name = name
         self.port = port or free_port()
@@ -50,6 +58,8 @@ class HookServer:
         if not access_log:
             argv.append("--no-access-log")
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+        if token_file is not None:
+            env[TOKEN_FILE_ENV] = str(token_file)
         with self.log.open("ab") as out:
             popen = subprocess.Popen(
                 argv,
@@ -86,6 +96,31 @@ class HookServer:
 
     def stop(self) -> None:
         self.process.stop()
+
+
+def hook_token(cp: ControlPlane, workdir: Path) -> Path:
+    """The install's hook token as a file for the hook server: the Secret's, made as the README
+    says (256 random bits) if the cluster has none yet. Apply it before the CompositeControllers."""
+    cp.kubectl("apply", "-f", str(REPO_ROOT / "manifests" / "namespace.yaml"))
+    res = cp.kubectl("-n", AUTH_NAMESPACE, "get", "secret", AUTH_SECRET, "-o", "jsonpath={.data.token}", check=False)
+    if res.returncode == 0 and res.stdout.strip():
+        token = base64.b64decode(res.stdout.strip()).decode()
+    else:
+        token = secrets.token_hex(32)
+        cp.kubectl(
+            "-n",
+            AUTH_NAMESPACE,
+            "create",
+            "secret",
+            "generic",
+            AUTH_SECRET,
+            "--from-file=token=/dev/stdin",
+            input=token,
+        )
+    path = Path(workdir) / "hook-token"
+    path.touch(mode=0o600)
+    path.write_text(token)
+    return path
 
 
 def overlay(workdir: Path, port: int) -> Path:

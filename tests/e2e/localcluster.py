@@ -31,7 +31,7 @@ from controlplane import (
     shipped_metacontroller_flags,
     wait_for,
 )
-from hookserver import HookServer, overlay
+from hookserver import AUTH_SECRET, HookServer, hook_token, overlay
 
 STATE = Path(os.environ.get("UP_STATE_DIR") or REPO_ROOT / ".cache" / "up").resolve()
 PIDS = STATE / "pids.json"
@@ -80,9 +80,12 @@ def up() -> int:
     try:
         print("make up: starting etcd, kube-apiserver and kube-controller-manager ...", flush=True)
         cp.start()
-        hooks = HookServer(cp.workdir, port=int(os.environ.get("HOOKS_PORT", 0)), access_log=False)
-        print(f"make up: hook server on http://127.0.0.1:{hooks.port}", flush=True)
         cp.apply_metacontroller_crds()
+        token = hook_token(cp, cp.workdir)
+        hooks = HookServer(cp.workdir, port=int(os.environ.get("HOOKS_PORT", 0)), access_log=False, token_file=token)
+        print(
+            f"make up: hook server on http://127.0.0.1:{hooks.port} (bearer token of Secret {AUTH_SECRET})", flush=True
+        )
         cp.kubectl("apply", "-k", str(overlay(cp.workdir, hooks.port)))
         for crd in ("jupytergateways", "jupyternotebooks"):
             cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")

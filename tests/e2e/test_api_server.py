@@ -18,7 +18,7 @@ from controlplane import ControlPlane, wait_for
 from hooks.__main__ import render
 from hooks.gateway import sync_gateway
 from hooks.notebook import sync_notebook
-from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, load, notebook, related_gateway
+from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, load, merged, notebook, related_gateway, user_secret
 
 pytestmark = pytest.mark.e2e
 
@@ -105,6 +105,8 @@ def test_the_original_samples_apply_unchanged_and_get_the_defaults(installed):
     assert "jupyternotebook-sample" in cp.kubectl("get", "jupyter").stdout
     assert "jupyternotebook-sample" in cp.kubectl("get", "jnb").stdout
     assert "cullIdleTimeout" in cp.kubectl("explain", "jupytergateway.spec").stdout
+    env = cp.kubectl("explain", "jupyternotebook.spec.template.spec.containers.env").stdout
+    assert "valueFrom" in env and "List of environment variables" in env, env
 
 
 REJECTED = [
@@ -118,10 +120,52 @@ REJECTED = [
     ("JupyterGateway", "x-notebook", {}, "metadata.name"),
     ("JupyterNotebook", "nb", {"gatway": {"name": "x"}}, 'unknown field "spec.gatway"'),
     ("JupyterNotebook", "nb", {"gateway": {"namespace": "default"}}, "spec.gateway.name"),
-    ("JupyterNotebook", "nb", {"auth": {"mode": "disable", "token": "abcdefgh"}}, "need mode enable"),
-    ("JupyterNotebook", "nb", {"auth": {"token": "abcdefgh", "secretRef": {"name": "s"}}}, "not both"),
+    ("JupyterNotebook", "nb", {"auth": {"mode": "disable", "secretRef": {"name": "s"}}}, "need mode enable"),
     ("JupyterNotebook", "nb", {"template": {"spec": {"containers": []}}}, "spec.template.spec.containers"),
     ("JupyterNotebook", "n" * 55, {}, "metadata.name"),
+    # Issue 9: no credentials in a CR (item 5), a real pod template and quantities in range (item 2).
+    ("JupyterNotebook", "nb", {"auth": {"token": "abcdefgh"}}, 'unknown field "spec.auth.token"'),
+    ("JupyterNotebook", "nb", {"auth": {"password": "hunter2"}}, 'unknown field "spec.auth.password"'),
+    *[
+        ("JupyterNotebook", "nb", {"template": {"spec": spec}}, field)
+        for spec, field in [
+            (
+                {"containers": [{"name": "notebook", "image": "x", "env": "oops"}]},
+                "spec.template.spec.containers[0].env",
+            ),
+            (
+                {"containers": [{"name": "notebook", "image": "x", "env": [5]}]},
+                "spec.template.spec.containers[0].env[0]",
+            ),
+            ({"containers": [{"name": "notebook", "image": "x"}], "volumes": "x"}, "spec.template.spec.volumes"),
+            (
+                {"containers": [{"name": "notebook", "image": "x"}], "securityContext": "x"},
+                "spec.template.spec.securityContext",
+            ),
+            (
+                {"containers": [{"name": "notebook", "image": "x", "ports": "x"}]},
+                "spec.template.spec.containers[0].ports",
+            ),
+            (
+                {"containers": [{"name": "notebook", "image": "x"}], "initContainers": [5]},
+                "spec.template.spec.initContainers[0]",
+            ),
+            ({"containers": [{"name": "notebook"}]}, "spec.template.spec.containers[0].image"),
+            (
+                {"containers": [{"name": "notebook", "image": "x", "resources": {"limits": {"cpu": "1e30"}}}]},
+                "spec.template.spec.containers[0].resources.limits[cpu]",
+            ),
+        ]
+    ],
+    *[
+        ("JupyterNotebook", "nb", {"gateway": {"name": "gw"}, "kernelResources": {"requests": {"cpu": q}}}, field)
+        for q, field in [
+            ("1e1000000", "spec.kernelResources.requests.cpu"),
+            ("1e30", "spec.kernelResources.requests.cpu"),
+        ]
+    ],
+    ("JupyterGateway", "gw", {"resources": {"limits": {"memory": "1e30"}}}, "spec.resources.limits[memory]"),
+    ("JupyterGateway", "gw", {"resources": {"limits": {"memory": "1e1000000"}}}, "spec.resources.limits[memory]"),
 ]
 
 
@@ -168,7 +212,7 @@ TEMPLATE = {
                 "name": "notebook",
                 "image": "my/lab:1",
                 "command": ["jupyter", "lab"],
-                "resources": {"requests": {"cpu": 0.5, "memory": "1024Mi"}},
+                "resources": {"requests": {"cpu": "500m", "memory": "1024Mi"}},
             }
         ],
         "volumes": [{"name": "scratch", "emptyDir": {}}],
@@ -182,7 +226,7 @@ CASES = {
             "e2e-restricted",
             gateway={"name": "gw"},
             template=TEMPLATE,
-            auth={"password": "pw"},
+            auth={"passwordSecretRef": {"name": "pw"}},
             kernelResources={"requests": {"cpu": "1", "nvidia.com/gpu": 1}, "limits": {"memory": "8Gi"}},
         ),
         gateway("gw", "e2e-restricted"),
@@ -228,7 +272,8 @@ def rendered(case: str) -> list[dict]:
     parent, gw = CASES[case]
     if parent["kind"] == "JupyterGateway":
         return sync_gateway(parent, {}, kernel_role(), NOW, TOKEN)["children"]
-    return sync_notebook(parent, {}, related_gateway(gw), NOW, TOKEN)["children"]
+    related = merged(related_gateway(gw), user_secret("pw", {"password": "pw"}, "e2e-restricted"))
+    return sync_notebook(parent, {}, related, NOW, TOKEN)["children"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

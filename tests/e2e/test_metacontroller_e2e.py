@@ -27,7 +27,7 @@ import time
 import pytest
 from controlplane import REPO_ROOT, ControlPlane, shipped_metacontroller_flags, wait_for
 from hooks_next import NEXT_IMAGE
-from hookserver import HookServer, overlay
+from hookserver import HookServer, hook_token, overlay
 
 from hooks.models import DEFAULT_NOTEBOOK_IMAGE
 
@@ -150,7 +150,7 @@ def notebook(name: str, namespace: str = "default", gateway: dict | None = None)
 def use_hooks(state: dict, **kwargs) -> HookServer:
     """Start a hook server, point the CompositeControllers at it, make it the current one."""
     cp = state["cp"]
-    server = HookServer(cp.workdir, **kwargs)
+    server = HookServer(cp.workdir, token_file=state["token_file"], **kwargs)
     state["servers"].append(server)
     cp.kubectl("apply", "-k", str(overlay(cp.workdir, server.port)))
     state["hooks"] = server
@@ -169,6 +169,7 @@ def cluster(control_plane: ControlPlane):
     try:
         cp.kubectl("label", "namespace", "default", *[f"{k}={v}" for k, v in RESTRICTED.items()], "--overwrite")
         cp.apply_metacontroller_crds()
+        state["token_file"] = hook_token(cp, cp.workdir)  # Metacontroller sends it; the hooks require it
         use_hooks(state)
         for crd in ("jupytergateways", "jupyternotebooks"):
             cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")

@@ -71,6 +71,7 @@ LOCAL_PROCESS_PROXY = "enterprise_gateway.services.processproxies.processproxy.L
 DOCKER_STACKS_IMAGE = re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[\w.-]*-notebook(:|@|$)")
 DOCKER_STACKS_START = {"start-notebook.py", "start-notebook.sh", "start-singleuser.py", "start.sh"}
 NOTEBOOK_DEFAULT_PORT = 8888  # docker-stacks /etc/jupyter/jupyter_server_config.py: c.ServerApp.port
+JOVYAN_HOME = "/home/jovyan"  # docker-stacks WORKDIR, the server's root_dir
 
 SUBSTITUTIONS: tuple[Substitution, ...] = (
     Substitution(
@@ -109,13 +110,13 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "kernelspec-name",
         "kernelspec names " + ", ".join(sorted(KERNELSPEC_MAP)) + " (default_kernel_name, "
         "whitelist/allowed lists, EG_DEFAULT_KERNEL_NAME, EG_ALLOWED_KERNELS)",
-        "python3 (ipykernel's spec in the EG venv)",
+        "python3 (ipykernel's spec in the EG venv); not in tests/kernels",
         "kernel images / pods do not exist",
     ),
     Substitution(
         "process-proxy",
         K8S_PROCESS_PROXY,
-        LOCAL_PROCESS_PROXY,
+        LOCAL_PROCESS_PROXY + "; not in tests/kernels, where EG creates real kernel pods",
         "kernels run as local children of EG instead of pods",
     ),
     Substitution(
@@ -147,6 +148,95 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "then the container env",
         "no leakage from the developer's shell or ~/.jupyter",
     ),
+    # --- tests/kernels: kernel pods on a real API server --------------------------------
+    Substitution(
+        "node",
+        "a node: scheduler, kubelet and container runtime running the kernel pods",
+        "tests/kernels/fake_node.FakeNode, the ONE stand-in: binds each pod labelled component=kernel "
+        "to Node fake-node (pods/binding), runs its container as a local process in its own session, "
+        "reports it Running with podIP 127.0.0.1 (pods/status); on deletion (or a deletionTimestamp) "
+        "stops the process and finalizes the pod (grace 0); an exit is reported Succeeded/Failed",
+        "no kubelet, container runtime or Docker here; everything else is the real API server's",
+    ),
+    Substitution(
+        "scheduling",
+        "the scheduler places a pod by nodeSelector, tolerations, affinity and priority",
+        "nothing evaluates them: the API server validates and admits them (PriorityClass, quota, "
+        "Pod Security), the fake node binds every kernel pod",
+        "no scheduler; the tests read the admitted pod spec instead",
+    ),
+    Substitution(
+        "kernel-image",
+        "elyra/kernel-py, kernel-tf-py, kernel-tf-gpu-py:3.3.0: CMD /usr/local/bin/bootstrap-kernel.sh, "
+        "ENV KERNEL_LANGUAGE=python, /usr/local/bin/kernel-launchers, conda python with ipykernel 6",
+        "bash <sdist>/etc/kernel-launchers/bootstrap/bootstrap-kernel.sh, KERNEL_LAUNCHERS_DIR=<sdist>/"
+        "etc/kernel-launchers (so the sdist's launch_ipykernel.py), PATH=<EG venv>/bin (ipykernel 6)",
+        "the images are not available; the same scripts come from the pinned EG 3.3.0 sdist",
+    ),
+    Substitution(
+        "kernel-pod-env",
+        "the kernel pod's env as launch_kubernetes.py writes it (EG's whole environment plus KERNEL_*)",
+        "the same, except PATH (row kernel-image); HOME, IPYTHONDIR, JUPYTER_{CONFIG,DATA,RUNTIME}_DIR "
+        "get a directory per pod; the shim's PYTHONPATH and LOCALRUN_INCLUSTER_DIR are dropped",
+        "those name directories of the gateway's container; all processes share one filesystem",
+    ),
+    Substitution(
+        "pod-network",
+        "the pod IP; the kernel listens on 0.0.0.0 at random ports (launch_ipykernel.py)",
+        "podIP/hostIP 127.0.0.1; the kernel listens on the host's 0.0.0.0 at random ports",
+        "one network namespace for every process",
+    ),
+    Substitution(
+        "workspace-pvc",
+        "the PersistentVolumeClaim <notebook>-workspace, mounted at /home/jovyan/work in the notebook "
+        "pod and in each kernel pod",
+        "one local directory: the notebook's root_dir (its workingDir) and the kernel's working "
+        "directory; the claim itself stays Pending (no provisioner), which nothing here waits for",
+        "no storage provisioner or kubelet volumes",
+    ),
+    Substitution(
+        "working-dir",
+        "KERNEL_WORKING_DIR that Jupyter Server sends: the notebook's directory under /home/jovyan/work",
+        "a local path (Jupyter Server's root_dir), which the gateway's kernel_guard.py treats as outside "
+        "the workspace: the kernel starts at the workspace's root",
+        "consequence of row workspace-pvc; a notebook in a subdirectory is not covered",
+    ),
+    Substitution(
+        "in-cluster-config",
+        "the gateway pod's /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt} and "
+        "KUBERNETES_SERVICE_HOST/PORT",
+        "a real token of <gateway>-gateway from the TokenRequest API (kubectl create token) and the "
+        "local CA in a directory; tests/kernels/incluster/sitecustomize.py (first on PYTHONPATH) points the "
+        "kubernetes client's in-cluster file names there; KUBERNETES_SERVICE_HOST=127.0.0.1, "
+        "KUBERNETES_SERVICE_PORT=<API server port>; for EG, the init containers and (EG_INHERITED_ENVS="
+        "PYTHONPATH,LOCALRUN_INCLUSTER_DIR) the launch_kubernetes.py EG starts",
+        "processes outside a pod; the API server checks the RBAC the hooks render, as in a cluster",
+    ),
+    Substitution(
+        "gateway-image-files",
+        "the EG image's /usr/local/share/jupyter/kernels (its Makefile's kernelspecs tarball) and its "
+        "/bin/sh and python, used by the gateway's init containers",
+        "the sdist's etc/kernelspecs/python_kubernetes with etc/kernel-launchers/kubernetes/scripts, "
+        "assembled in <run>/image/kernels; the host's /bin/sh; the EG venv's python",
+        "the image is not available",
+    ),
+    Substitution(
+        "kernelspec-dirs",
+        "jupyter_core's system path /usr/local/share/jupyter/kernels (the gateway mounts its rendered "
+        "kernelspecs there) and an emptyDir over /opt/conda/share/jupyter/kernels (the image "
+        "interpreter's own kernelspecs)",
+        "JUPYTER_PATH=<run>/usr-local-share-jupyter, whose kernels/ is that mount's directory; the "
+        "shim drops <EG venv>/share/jupyter from jupyter_core's search path (LOCALRUN_HIDDEN_JUPYTER_PATH)",
+        "nothing can be mounted over /usr/local or the shared EG venv",
+    ),
+    Substitution(
+        "deployment-pods",
+        "the gateway and notebook pods that kube-controller-manager creates from the applied Deployments",
+        "they stay Pending in the API server (the fake node runs kernel pods only); the same rendered "
+        "Deployments run as local processes (rows above); a gateway restart is a new local process "
+        "tree with fresh emptyDirs, its init containers first, on the same local ports",
+        "the Service address of a restarted gateway does not change",
+    ),
 )
 
 _SVC_RE = re.compile(
@@ -163,6 +253,9 @@ class _Ctx:
     mounts: dict[str, Path]  # mountPath -> local dir
     ports: dict[int, int]  # containerPort -> local port
     services: dict[str, tuple[str, int]]  # "svc.ns:port" -> (host, port)
+    # True when kernels really run as pods (tests/kernels): rows process-proxy and
+    # kernelspec-name are then off, so EG uses its KubernetesProcessProxy and real names.
+    remote_kernels: bool = False
 
 
 def _subst_text(s: str, ctx: _Ctx) -> str:
@@ -182,12 +275,13 @@ def _subst_text(s: str, ctx: _Ctx) -> str:
 
     s = _SVC_RE.sub(svc, s)
     s = s.replace("0.0.0.0", LOOPBACK)
-    s = s.replace(K8S_PROCESS_PROXY, LOCAL_PROCESS_PROXY)
+    if not ctx.remote_kernels:
+        s = s.replace(K8S_PROCESS_PROXY, LOCAL_PROCESS_PROXY)
     return s
 
 
-def _map_kernel_name(v: Any) -> Any:
-    return KERNELSPEC_MAP.get(v, v) if isinstance(v, str) else v
+def _map_kernel_name(v: Any, ctx: _Ctx) -> Any:
+    return KERNELSPEC_MAP.get(v, v) if isinstance(v, str) and not ctx.remote_kernels else v
 
 
 def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
@@ -196,7 +290,7 @@ def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
         return {k: _subst_json(v, ctx, k) for k, v in obj.items()}
     if isinstance(obj, list):
         if key in ("whitelist", "allowed_kernelspecs", "allowed_kernels"):
-            return [_map_kernel_name(x) for x in obj]
+            return [_map_kernel_name(x, ctx) for x in obj]
         return [_subst_json(x, ctx) for x in obj]
     if isinstance(obj, bool):
         return obj
@@ -204,7 +298,7 @@ def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
         return ctx.ports[obj]
     if isinstance(obj, str):
         if key == "default_kernel_name":
-            return _map_kernel_name(obj)
+            return _map_kernel_name(obj, ctx)
         return _subst_text(obj, ctx)
     return obj
 
@@ -238,8 +332,8 @@ def _subst_env(name: str, value: str, ctx: _Ctx) -> str:
     if name.upper().endswith("PORT") and value.isdigit() and int(value) in ctx.ports:
         return str(ctx.ports[int(value)])
     if name in ("EG_DEFAULT_KERNEL_NAME",):
-        return _map_kernel_name(value)
-    if name in ("EG_ALLOWED_KERNELS", "EG_KERNEL_WHITELIST"):
+        return _map_kernel_name(value, ctx)
+    if name in ("EG_ALLOWED_KERNELS", "EG_KERNEL_WHITELIST") and not ctx.remote_kernels:
         for k, v in KERNELSPEC_MAP.items():
             value = value.replace(k, v)
     return _subst_text(value, ctx)
@@ -411,7 +505,16 @@ class LocalProcess:
         return self.stop_info
 
 
-def _hermetic_env(workdir: Path, venv: Path) -> dict[str, str]:
+def map_path(value: str, paths: Mapping[str, str | Path]) -> str:
+    """value with its leading path (one of ``paths``, longest first) replaced by the local one."""
+    for prefix in sorted(paths, key=len, reverse=True):
+        base = prefix.rstrip("/")
+        if value == prefix or value.startswith(base + "/"):
+            return str(paths[prefix]) + value[len(base) :]
+    return value
+
+
+def hermetic_env(workdir: Path, venv: Path) -> dict[str, str]:
     # allowlist, not denylist: the test machine's env (tool tokens etc.) must not reach the
     # servers -- jupyter_server logs its whole env on every session start (gateway mode).
     env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV and not k.startswith(_STRIP_ENV_PREFIXES)}
@@ -445,6 +548,10 @@ def start_container(
     token: str | None = None,
     ready_path: str | None = None,
     ready_timeout: float = 60,
+    remote_kernels: bool = False,
+    mount_dirs: Mapping[str, Path] | None = None,
+    extra_env: Mapping[str, str] | None = None,
+    port_map: Mapping[int, int] | None = None,
 ) -> LocalProcess:
     """Start one rendered container as a local process (see SUBSTITUTIONS).
 
@@ -452,6 +559,12 @@ def start_container(
     notebook-server-args rows) or "generic".  services: {"svc.ns:port": LocalProcess |
     (LocalProcess, containerPort) | "host:port"} for the service-host row.  token: used
     only for the readiness probe / handle headers.  ready_path: GET until 200.
+    remote_kernels: kernels are real pods (rows process-proxy and kernelspec-name off).
+    mount_dirs: {mountPath: existing local dir} for volumes shared between processes (a
+    workspace PVC); a mount under the image's WORKDIR /home/jovyan also appears under the
+    notebook's root_dir.  extra_env: set after the container env (tests/kernels lists why
+    in its own substitution rows).  port_map: reuse these local ports (a restarted gateway
+    keeps its address, as a pod keeps its Service).
     """
     name = container.get("name") or "container"
     workdir = Path(workdir).resolve() / name
@@ -462,7 +575,7 @@ def start_container(
     cports = [int(p["containerPort"]) for p in container.get("ports") or []]
     if role == "notebook" and NOTEBOOK_DEFAULT_PORT not in cports:
         cports.insert(0, NOTEBOOK_DEFAULT_PORT)
-    ports = {p: free_port() for p in cports}
+    ports = {p: (port_map or {}).get(p) or free_port() for p in cports}
 
     # --- services
     svc: dict[str, tuple[str, int]] = {}
@@ -488,14 +601,14 @@ def start_container(
         mp = vm["mountPath"]
         if vm.get("subPath"):
             raise LocalRunError(f"{name}: subPath mounts are not supported ({mp})")
-        d = workdir / "mounts" / vm.get("name", uuid.uuid4().hex[:6])
+        d = Path((mount_dirs or {}).get(mp) or workdir / "mounts" / vm.get("name", uuid.uuid4().hex[:6]))
         d.mkdir(parents=True, exist_ok=True)
         mounts[mp] = d
         mount_ro[mp] = bool(vm.get("readOnly"))
     unknown = set(files) - set(mounts)
     if unknown:
         raise LocalRunError(f"{name}: files given for paths that are not volumeMounts: {sorted(unknown)}")
-    ctx = _Ctx(mounts=mounts, ports=ports, services=svc)
+    ctx = _Ctx(mounts=mounts, ports=ports, services=svc, remote_kernels=remote_kernels)
     for mp, content in files.items():
         for fname, data in content.items():
             raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -506,7 +619,7 @@ def start_container(
                 p.chmod(0o400)
 
     # --- env
-    env = _hermetic_env(workdir, Path(venv))
+    env = hermetic_env(workdir, Path(venv))
     cenv: dict[str, str] = {}
     for e in container.get("env") or []:
         if "valueFrom" in e:
@@ -522,6 +635,9 @@ def start_container(
             cenv.setdefault("EG_RESPONSE_PORT", str(ports[8877]))
         cenv.setdefault("EG_RESPONSE_IP", LOOPBACK)
     env.update(cenv)
+    for key, value in (extra_env or {}).items():
+        # a test's PYTHONPATH goes before the container's own, which it must not replace
+        env[key] = f"{value}{os.pathsep}{env[key]}" if key == "PYTHONPATH" and env.get(key) else value
 
     # --- argv
     command = list(container.get("command") or [])
@@ -544,13 +660,26 @@ def start_container(
     main_port = ports[cports[0]] if cports else 0
     if role == "notebook":
         (workdir / "home").mkdir(exist_ok=True)
+        root_dir = workdir / "home"
+        working_dir = container.get("workingDir")
+        if working_dir and map_path(working_dir, mounts) != working_dir:
+            root_dir = Path(map_path(working_dir, mounts))  # the server's root is its working directory
+        for mp, d in (mount_dirs or {}).items():
+            rel = os.path.relpath(mp, JOVYAN_HOME)
+            if rel == ".":
+                root_dir = Path(d)
+            elif not rel.startswith(".."):
+                link = workdir / "home" / rel
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if not link.exists():
+                    link.symlink_to(d, target_is_directory=True)
         argv += [
             f"--ServerApp.ip={LOOPBACK}",
             f"--ServerApp.port={main_port}",
             "--ServerApp.port_retries=0",
             "--ServerApp.open_browser=False",
             "--ServerApp.allow_root=True",
-            f"--ServerApp.root_dir={workdir / 'home'}",
+            f"--ServerApp.root_dir={root_dir}",
         ]
 
     log_path = workdir / f"{name}.log"

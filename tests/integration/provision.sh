@@ -3,6 +3,9 @@
 #   .cache/venvs/eg    jupyter_enterprise_gateway 3.3.0 + ipykernel 6 (Python 3.11: EG needs pyzmq<25)
 #   .cache/venvs/fe    jupyter_server 2.21 + jupyterlab 4 + websocket-client (the notebook image's server)
 #   /usr/bin/chromium  Debian's chromium (apt); `playwright install` is never run.
+#   .cache/eg-sdist    jupyter_enterprise_gateway 3.3.0's source distribution, unpacked: its
+#                      etc/kernel-launchers and etc/kernelspecs (the wheel lacks them) are what
+#                      the EG and kernel images ship; tests/kernels runs them (hash pinned)
 # Env: PYTHON (default python3.11), CACHE (default <repo>/.cache), SKIP_BROWSER=1.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +39,17 @@ p2=$!
 rc=0
 wait $p1 || rc=1; wait $p2 || rc=1
 [[ $rc == 0 ]] || { echo "provision: venv build failed" >&2; exit 1; }
+
+EG_SDIST=jupyter_enterprise_gateway-3.3.0
+EG_SDIST_SHA256=58d61fef0f30d8010553bf3755c7d205c072383849c416916b37d3ef940725b7  # as tests/eg_launcher.py SHA256
+if ! [[ -f "$CACHE/eg-sdist/$EG_SDIST/etc/kernel-launchers/kubernetes/scripts/launch_kubernetes.py" ]]; then
+  echo "provision: fetching the $EG_SDIST source distribution"
+  rm -rf "$CACHE/eg-sdist" && mkdir -p "$CACHE/eg-sdist"
+  "$CACHE/venvs/eg/bin/pip" download -q --no-binary :all: --no-deps --require-hashes -d "$CACHE/eg-sdist" \
+    -r <(echo "jupyter_enterprise_gateway==3.3.0 --hash=sha256:$EG_SDIST_SHA256")
+  echo "$EG_SDIST_SHA256  $CACHE/eg-sdist/$EG_SDIST.tar.gz" | sha256sum -c --quiet
+  tar -xzf "$CACHE/eg-sdist/$EG_SDIST.tar.gz" -C "$CACHE/eg-sdist"
+fi
 
 if [[ "${SKIP_BROWSER:-0}" != 1 ]] && ! [[ -x /usr/bin/chromium ]]; then
   echo "provision: installing Debian chromium"

@@ -18,7 +18,8 @@ NOW = "2026-11-26T00:00:00Z"
 
 
 def _by_kind(children: list[dict]) -> dict[str, dict]:
-    return {child["kind"]: child for child in children}
+    """Each child under its kind (the last of a kind wins) and under "<kind>/<name>"."""
+    return {key: child for child in children for key in (child["kind"], f"{child['kind']}/{child['metadata']['name']}")}
 
 
 def gateway_cr(name: str, namespace: str = "default", **spec) -> dict:
@@ -40,10 +41,20 @@ def render_gateway(cr: dict) -> dict[str, dict]:
     return _by_kind(result["children"])
 
 
-def render_notebook(cr: dict, gateway: dict, gateway_children: dict[str, dict]) -> dict[str, dict]:
-    """The notebook's children, reading the gateway and its token Secret as its customize hook does."""
+def render_notebook(
+    cr: dict, gateway: dict, gateway_children: dict[str, dict], user_secrets: dict[str, dict[str, str]] | None = None
+) -> dict[str, dict]:
+    """The notebook's children, reading the gateway, its token Secret and the user's Secrets
+    (name -> {key: text}, e.g. the one spec.auth.passwordSecretRef names) as its customize hook does."""
     meta = gateway["metadata"]
     related = {GATEWAYS: {f"{meta['namespace']}/{meta['name']}": gateway}, "Secret.v1": {}}
+    namespace = cr["metadata"]["namespace"]
+    for name, data in (user_secrets or {}).items():
+        encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
+        related["Secret.v1"][f"{namespace}/{name}"] = {
+            "metadata": {"name": name, "namespace": namespace},
+            "data": encoded,
+        }
     if "Secret" in gateway_children:
         secret = gateway_children["Secret"]
         related["Secret.v1"][f"{meta['namespace']}/{secret['metadata']['name']}"] = secret
@@ -61,7 +72,8 @@ def container_and_files(children: dict[str, dict]) -> tuple[dict, dict[str, dict
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
         if "configMap" in volume:
-            source, data = volume["configMap"], {k: v.encode() for k, v in children["ConfigMap"]["data"].items()}
+            source = volume["configMap"]
+            data = {k: v.encode() for k, v in children[f"ConfigMap/{source['name']}"]["data"].items()}
         elif "secret" in volume:
             source = volume["secret"]
             data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}

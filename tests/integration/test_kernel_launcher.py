@@ -168,3 +168,33 @@ def test_jupyter_client_searches_exactly_the_directories_the_unit_test_replays(t
     # The order depends on whether jupyter_core prefers the environment over the user (a venv
     # here, conda's base env in the image); every directory must be ours or empty either way.
     assert sorted(json.loads(out.stdout)) == sorted(kernel_dirs(env))
+
+
+def test_the_gateways_interpreter_has_no_python3_kernel(tmp_path):
+    """jupyter_client 6.1.12 resolves the name python3 to ipykernel's own kernelspec whenever
+    ipykernel imports, whatever ensure_native_kernel and the whitelist say; the gateway image
+    has ipykernel. The gateway's PYTHONPATH holds a package ipykernel that cannot be imported."""
+    pod = next(c for c in children() if c["kind"] == "Deployment")["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    path = next(e["value"] for e in container["env"] if e["name"] == "PYTHONPATH")
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == path)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    data = next(c for c in children() if c["metadata"]["name"] == volume["configMap"]["name"])["data"]
+    for item in volume["configMap"]["items"]:
+        (tmp_path / item["path"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / item["path"]).write_text(data[item["key"]])
+    code = (
+        "from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel\n"
+        "try:\n"
+        "    KernelSpecManager(kernel_dirs=[], ensure_native_kernel=False).get_kernel_spec('python3')\n"
+        "    print('python3')\n"
+        "except NoSuchKernel:\n"
+        "    print('none')\n"
+    )
+
+    def resolved(**env) -> str:
+        run_env = {"PATH": os.environ["PATH"], "PYTHONNOUSERSITE": "1", **env}
+        return subprocess.run([str(PYTHON), "-c", code], env=run_env, capture_output=True, text=True).stdout.strip()
+
+    assert resolved() == "python3", "the fallback this guards against is gone: revisit NO_IPYKERNEL"
+    assert resolved(PYTHONPATH=str(tmp_path)) == "none"

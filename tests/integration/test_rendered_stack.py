@@ -81,10 +81,12 @@ def serving(tmp_path_factory):
     gateway = gateway_cr("gw", cullIdleTimeout=0, cullInterval=1)
     gateway_children = render_gateway(gateway)
     notebook = notebook_cr(
-        "alice", gateway={"name": "gw"}, auth={"password": "correct horse"},
+        "alice", gateway={"name": "gw"}, auth={"passwordSecretRef": {"name": "alice-password"}},
         kernelResources={"requests": {"cpu": "0.5", "memory": "1024Mi"}, "limits": {"nvidia.com/gpu": 1}},
     )  # fmt: skip
-    notebook_children = render_notebook(notebook, gateway, gateway_children)
+    notebook_children = render_notebook(
+        notebook, gateway, gateway_children, {"alice-password": {"password": "correct horse"}}
+    )
     with lr.LocalStack(tmp_path_factory.mktemp("serving")) as stack:
         gw_container, gw_files = container_and_files(gateway_children)
         eg = stack.start_gateway(gw_container, gw_files, token=secret_value(gateway_children))

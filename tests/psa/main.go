@@ -1,7 +1,8 @@
 // Command psacheck evaluates pod specs against the Kubernetes "restricted" Pod Security
 // Standard with the API server's own admission library (k8s.io/pod-security-admission).
 //
-// Input on stdin: a JSON object {"<id>": <PodSpec>, ...}. Output on stdout: a JSON object
+// Input on stdin: a JSON object {"<id>": <PodTemplateSpec>, ...} (metadata and spec: some checks,
+// such as AppArmor's annotations, read the pod's metadata). Output on stdout: a JSON object
 // {"<id>": "" (allowed) or "<reasons>"}.
 package main
 
@@ -11,14 +12,13 @@ import (
 	"os"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 )
 
 func main() {
-	var specs map[string]corev1.PodSpec
-	if err := json.NewDecoder(os.Stdin).Decode(&specs); err != nil {
+	var pods map[string]corev1.PodTemplateSpec
+	if err := json.NewDecoder(os.Stdin).Decode(&pods); err != nil {
 		fmt.Fprintln(os.Stderr, "psacheck: bad input:", err)
 		os.Exit(2)
 	}
@@ -29,9 +29,9 @@ func main() {
 	}
 	level := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
 	out := map[string]string{}
-	for id, spec := range specs {
-		spec := spec
-		result := policy.AggregateCheckResults(evaluator.EvaluatePod(level, &metav1.ObjectMeta{}, &spec))
+	for id, pod := range pods {
+		pod := pod
+		result := policy.AggregateCheckResults(evaluator.EvaluatePod(level, &pod.ObjectMeta, &pod.Spec))
 		if result.Allowed {
 			out[id] = ""
 		} else {

@@ -15,15 +15,15 @@ from hypothesis import strategies as st
 
 from hooks.gateway import sync_gateway
 from hooks.notebook import sync_notebook
-from hooks.podsecurity import harden, violations
-from tests.builders import NOW, TOKEN, gateway, kernel_role, notebook, related_gateway
+from hooks.podsecurity import annotation_violations, harden, violations
+from tests.builders import NOW, TOKEN, gateway, kernel_role, notebook, related_gateway, user_secret
 
 K8S_VERSIONS = ["1.34.0", "1.35.0", "1.36.0"]
 TEMPLATE = {
     "metadata": {"labels": {"team": "ml"}},
     "spec": {
         "initContainers": [
-            {"name": "fetch", "image": "busybox", "command": ["true"], "resources": {"requests": {"cpu": 0.1}}}
+            {"name": "fetch", "image": "busybox", "command": ["true"], "resources": {"requests": {"cpu": "100m"}}}
         ],
         "containers": [
             {
@@ -54,9 +54,13 @@ RENDERED = {
     "notebook-defaults": sync_notebook(notebook(gateway={"name": "gw"}), {}, related_gateway(gateway()), NOW, TOKEN)[
         "children"
     ],
-    "notebook-template": sync_notebook(notebook(template=TEMPLATE, auth={"password": "pw"}), {}, {}, NOW, TOKEN)[
-        "children"
-    ],
+    "notebook-template": sync_notebook(
+        notebook(template=TEMPLATE, auth={"passwordSecretRef": {"name": "pw"}}),
+        {},
+        user_secret("pw", {"password": "pw"}),
+        NOW,
+        TOKEN,
+    )["children"],
     "notebook-secret-ref": sync_notebook(notebook(auth={"secretRef": {"name": "s"}}), {}, {}, NOW, TOKEN)["children"],
     # kernels in the notebook's namespace: workspace claim, the gateway's RoleBinding there
     "notebook-kernels": sync_notebook(
@@ -77,9 +81,9 @@ def test_children_are_valid_kubernetes_objects(case, version):
         kubernetes_validate.validate(child, version, strict=True)
 
 
-def pod_specs() -> dict[str, dict]:
+def pod_templates() -> dict[str, dict]:
     return {
-        f"{case}/{child['metadata']['name']}": child["spec"]["template"]["spec"]
+        f"{case}/{child['metadata']['name']}": child["spec"]["template"]
         for case, children in RENDERED.items()
         for child in children
         if child["kind"] == "Deployment"
@@ -87,11 +91,12 @@ def pod_specs() -> dict[str, dict]:
 
 
 def test_every_rendered_pod_passes_restricted(psacheck):
-    pods = pod_specs()
+    pods = pod_templates()
     assert len(pods) == 6
     assert psacheck(pods) == {name: "" for name in pods}
-    for spec in pods.values():
-        assert violations(spec) == []
+    for pod in pods.values():
+        assert violations(pod["spec"]) == []
+        assert annotation_violations(pod["metadata"].get("annotations") or {}) == []
 
 
 # Security settings a user's template may ask for; the hook must refuse exactly those
@@ -145,23 +150,55 @@ _templates = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(_templates)
-def test_the_hook_refuses_exactly_the_templates_the_admission_library_refuses(psacheck, pod_spec):
-    result = sync_notebook(notebook(template={"spec": pod_spec}), {}, {}, NOW, TOKEN)
+_metadata = st.fixed_dictionaries(
+    {},
+    optional={
+        "annotations": st.dictionaries(
+            st.sampled_from(
+                [f"container.apparmor.security.beta.kubernetes.io/{c}" for c in ("notebook", "side")] + ["note"]
+            ),
+            st.sampled_from(["unconfined", "runtime/default", "localhost/mine", "x"]),
+            max_size=2,
+        )
+    },
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_templates, _metadata)
+def test_the_hook_refuses_exactly_the_templates_the_admission_library_refuses(psacheck, pod_spec, metadata):
+    """Pods are checked with their metadata: AppArmor annotations count (issue 9, item 6)."""
+    result = sync_notebook(notebook(template={"metadata": metadata, "spec": pod_spec}), {}, {}, NOW, TOKEN)
     ready = result["status"]["conditions"][0]
     if ready["reason"] == "InvalidSpec":
         # Refused: the admission library refuses the pod too, hardened as the hook hardens it.
-        assert psacheck({"p": harden(pod_spec)})["p"] != "", (ready["message"], pod_spec)
+        assert psacheck({"p": {"metadata": metadata, "spec": harden(pod_spec)}})["p"] != "", (
+            ready["message"],
+            pod_spec,
+        )
     else:
-        pod = next(c for c in result["children"] if c["kind"] == "Deployment")["spec"]["template"]["spec"]
-        assert psacheck({"p": pod}) == {"p": ""}, pod_spec
+        pod = next(c for c in result["children"] if c["kind"] == "Deployment")["spec"]["template"]
+        assert psacheck({"p": pod}) == {"p": ""}, (metadata, pod_spec)
+
+
+def test_an_unconfined_apparmor_annotation_is_refused_by_both(psacheck):
+    """Issue 9, item 6: the annotation passed the hook but not the admission library."""
+    metadata = {"annotations": {"container.apparmor.security.beta.kubernetes.io/notebook": "unconfined"}}
+    spec = {"containers": [{"name": "notebook", "image": "x"}]}
+    result = sync_notebook(notebook(template={"metadata": metadata, "spec": spec}), {}, {}, NOW, TOKEN)
+    ready = result["status"]["conditions"][0]
+    assert ready["reason"] == "InvalidSpec"
+    assert (
+        "spec.template.metadata.annotations[container.apparmor.security.beta.kubernetes.io/notebook]"
+        in (ready["message"])
+    )
+    assert "AppArmor" in psacheck({"p": {"metadata": metadata, "spec": harden(spec)}})["p"]
 
 
 def test_psacheck_refuses_what_it_must(psacheck):
     """The checker itself can fail: a privileged pod is refused."""
     bad = {"containers": [{"name": "x", "image": "y", "securityContext": {"privileged": True}}]}
-    assert "privileged" in psacheck({"bad": bad})["bad"]
+    assert "privileged" in psacheck({"bad": {"spec": bad}})["bad"]
 
 
 def test_psacheck_reports_bad_input(psacheck_binary):

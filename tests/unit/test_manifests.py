@@ -48,6 +48,7 @@ def test_one_kustomization_installs_everything():
             "Deployment",
             "Service",
             "PodDisruptionBudget",
+            "NetworkPolicy",
             "CompositeController",
             "CompositeController",
         ]

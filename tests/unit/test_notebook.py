@@ -19,9 +19,11 @@ from tests.builders import (
     env_of,
     gateway,
     load,
+    merged,
     notebook,
     observe,
     related_gateway,
+    user_secret,
 )
 
 TYPES = child_types("jupyternotebook.yaml")
@@ -80,7 +82,28 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
                 "namespace": "default",
                 "names": ["gw"],
             },
-            {"apiVersion": "v1", "resource": "secrets", "namespace": "default", "names": ["gw-gateway-auth"]},
+            {
+                "apiVersion": "v1",
+                "resource": "secrets",
+                "namespace": "default",
+                "labelSelector": {
+                    "matchLabels": {
+                        "kubeflow.tkestack.io/jupytergateway": "gw",
+                        "ns.kubeflow.tkestack.io/team-a": "allowed",
+                    }
+                },
+            },
+            {
+                "apiVersion": "v1",
+                "resource": "secrets",
+                "namespace": "default",
+                "labelSelector": {
+                    "matchLabels": {
+                        "kubeflow.tkestack.io/jupytergateway": "gw",
+                        "kubeflow.tkestack.io/all-namespaces": "allowed",
+                    }
+                },
+            },
         ]
     }
     local = customize_notebook(notebook(namespace="team-a", gateway={"name": "gw"}))
@@ -152,24 +175,29 @@ def test_the_generated_token_is_kept_once_it_exists():
 
 def test_no_secret_in_argv_environment_or_status():
     """Bug #9: the token was a command-line argument."""
-    spec = {"auth": {"token": "user-token-123", "password": "hunter2-pass"}}
-    for result in (sync(notebook(**spec)), sync(notebook())):
+    spec = {"auth": {"secretRef": {"name": "tok"}, "passwordSecretRef": {"name": "pw"}}}
+    related = merged(user_secret("tok", {"token": "user-token-123"}), user_secret("pw", {"password": "hunter2-pass"}))
+    for result in (sync(notebook(**spec), related=related), sync(notebook())):
         text = all_text(result)
         for secret in ("user-token-123", "hunter2-pass", TOKEN):
             assert secret not in text
         container = container_of(result)
         assert "args" not in container and "command" not in container
         env = env_of(container)
-        assert env["JUPYTER_TOKEN_FILE"] == "/etc/jupyter-notebook/auth/token"
+        assert env["JUPYTER_TOKEN_FILE"] in ("/etc/jupyter-notebook/auth/token", "/etc/jupyter-notebook/token/token")
         assert not {"JUPYTER_TOKEN", "JUPYTER_GATEWAY_AUTH_TOKEN"} & set(env)
         for var in container["env"]:
             assert "valueFrom" not in var, "not even a secretKeyRef: Jupyter Server logs its environment"
 
 
-def test_a_user_token_and_password_reach_the_secret_as_files():
-    result = sync(notebook(auth={"token": "user-token-123", "password": "hunter2-pass"}))
+def test_a_password_from_a_secret_reaches_the_config_file_as_a_hash():
+    spec = {"auth": {"passwordSecretRef": {"name": "pw", "key": "pass"}}}
+    result = sync(notebook(**spec), related=user_secret("pw", {"pass": "hunter2-pass"}))
     data = by_kind(result["children"])["Secret"]["data"]
-    assert base64.b64decode(data["token"]).decode() == "user-token-123"
+    assert base64.b64decode(data["token"]).decode() == TOKEN
+    assert customize_notebook(notebook(**spec))["relatedResources"] == [
+        {"apiVersion": "v1", "resource": "secrets", "namespace": "default", "names": ["pw"]}
+    ]
     config = json.loads(base64.b64decode(data["jupyter_server_config.json"]))
     algorithm, salt, digest = config["PasswordIdentityProvider"]["hashed_password"].split(":")
     assert algorithm == "sha256" and hashlib.sha256(("hunter2-pass" + salt).encode()).hexdigest() == digest
@@ -183,7 +211,7 @@ def test_a_user_token_and_password_reach_the_secret_as_files():
 
 def test_a_password_hash_is_used_as_given():
     hashed = "argon2:$argon2id$v=19$m=10240,t=10,p=8$abc$def"
-    result = sync(notebook(auth={"password": hashed}))
+    result = sync(notebook(auth={"passwordSecretRef": {"name": "pw"}}), related=user_secret("pw", {"password": hashed}))
     config = json.loads(base64.b64decode(by_kind(result["children"])["Secret"]["data"]["jupyter_server_config.json"]))
     assert config["PasswordIdentityProvider"]["hashed_password"] == hashed
 
@@ -205,12 +233,20 @@ def test_auth_disabled_writes_an_empty_token():
     assert by_kind(result["children"])["Secret"]["data"] == {"token": ""}
 
 
-def test_changing_the_token_restarts_the_server():
-    def auth_hash(spec):
-        return pod_of(sync(notebook(**spec)))["metadata"].get("annotations", {}).get("kubeflow.tkestack.io/auth-hash")
+def test_new_secret_content_restarts_the_server_and_no_hash_of_it_is_published():
+    spec = {"auth": {"passwordSecretRef": {"name": "pw"}}}
 
-    assert auth_hash({"auth": {"token": "aaaaaaaa"}}) != auth_hash({"auth": {"token": "bbbbbbbb"}})
-    assert auth_hash({}) is None
+    def synced(password, children=None):
+        return sync(notebook(**spec), children, related=user_secret("pw", {"password": password}))
+
+    first = synced("aaaaaaaa")
+    generation = pod_of(first)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-generation"]
+    assert generation == "1"
+    running = observe(first["children"], TYPES)
+    assert synced("aaaaaaaa", running)["children"] == first["children"], "unchanged content: identical"
+    changed = synced("bbbbbbbb", running)
+    assert pod_of(changed)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-generation"] == "2"
+    assert "kubeflow.tkestack.io/auth-hash" not in all_text(changed)
 
 
 USER_TEMPLATE = {
@@ -433,8 +469,12 @@ def test_a_gateway_token_not_there_yet_keeps_the_children():
 
 
 def test_a_new_gateway_token_restarts_the_notebook():
-    def restart_hash(token):
-        result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, token=token))
-        return pod_of(result)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-hash"]
+    first = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, token="one-token-aaaa"))
+    running = observe(first["children"], TYPES)
+    again = sync(notebook(gateway={"name": "gw"}), running, related=related_gateway(GW, token="one-token-aaaa"))
+    new = sync(notebook(gateway={"name": "gw"}), running, related=related_gateway(GW, token="two-token-bbbb"))
 
-    assert restart_hash("one-token-aaaa") != restart_hash("two-token-bbbb")
+    def generation(result):
+        return pod_of(result)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-generation"]
+
+    assert generation(first) == generation(again) == "1" and generation(new) == "2"

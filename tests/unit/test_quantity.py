@@ -87,3 +87,23 @@ def test_resources_are_canonical_and_empty_maps_dropped():
     assert canonical_resources({"requests": {"cpu": 1, "memory": "1024Mi"}, "limits": {}}) == {
         "requests": {"cpu": "1", "memory": "1Gi"}
     }
+
+
+@given(
+    st.from_regex(
+        r"[+-]?([0-9]{1,25}(\.[0-9]{0,25})?|\.[0-9]{1,25})([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]{1,12})?", fullmatch=True
+    )
+)
+def test_any_quantity_text_is_canonical_or_refused_with_a_value_error(text):
+    """Issue 9, item 2: Overflow and InvalidOperation escaped from here as a 500."""
+    try:
+        assert isinstance(canonical_quantity(text), str)
+    except ValueError as exc:
+        assert "quantity" in str(exc)
+
+
+@pytest.mark.parametrize("text", ["1e1000000", "1e30", "-1e30", "9223372036854775808", "8Ei", "1e4294967296"])
+def test_quantities_beyond_what_kubernetes_represents_are_refused(text):
+    with pytest.raises(ValueError, match="out of range"):
+        canonical_quantity(text)
+    assert canonical_quantity("9223372036854775807") == "9223372036854775807" and canonical_quantity("7Ei") == "7Ei"

@@ -6,23 +6,35 @@ the pydantic models the hooks use, on generated specs.
 """
 
 import copy
+import json
+import re
+from decimal import Decimal, localcontext
 
 import cel
 import kubernetes_validate
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, validators
 from pydantic import ValidationError
 
+from hooks import podtemplate
 from hooks.__main__ import dump_crd
 from hooks.crd import crds
 from hooks.gateway import sync_gateway
 from hooks.models import JupyterGatewaySpec, JupyterNotebookSpec
 from hooks.notebook import sync_notebook
+from hooks.structural import without_nulls
 from tests.builders import NOW, ROOT, TOKEN, gateway, kernel_role, load, notebook, related_gateway
 
 CRDS = crds()
+# The API server decodes 1.0 as a float, which no "integer" accepts (Draft 7 would).
+KubernetesValidator = validators.extend(
+    Draft7Validator,
+    type_checker=Draft7Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)
+    ),
+)
 K8S_VERSIONS = ["1.34.0", "1.35.0", "1.36.0"]
 
 
@@ -44,16 +56,52 @@ def apply_defaults(schema: dict, value):
     return value
 
 
+def _quantity_value(text: str) -> Decimal:
+    """The exact value of a quantity, as Kubernetes' resource.ParseQuantity reads it (uncapped)."""
+    match = re.fullmatch(r"([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)", text)
+    number, suffix = match.groups()
+    binary = {"Ki": 10, "Mi": 20, "Gi": 30, "Ti": 40, "Pi": 50, "Ei": 60}
+    decimal = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+    with localcontext(prec=200, Emax=10**9, Emin=-(10**9)):
+        if suffix in binary:
+            return Decimal(number) * 2 ** binary[suffix]
+        exponent = decimal[suffix] if suffix in decimal else int(suffix[1:])
+        return Decimal(number).scaleb(exponent)
+
+
+def _is_quantity(text) -> bool:
+    """Kubernetes' CEL isQuantity(): the grammar, with an integer exponent."""
+    return isinstance(text, str) and bool(
+        re.fullmatch(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?", text)
+    )
+
+
+def _compare(a: str, b: str) -> int:
+    x, y = _quantity_value(a), _quantity_value(b)
+    return (x > y) - (x < y)
+
+
+# The Kubernetes CEL quantity library (k8s.io/apiserver/pkg/cel/library/quantity.go), as far as
+# the CRDs use it; a quantity is passed around as its text.
+CEL_FUNCTIONS = {"isQuantity": _is_quantity, "quantity": lambda text: text, "compareTo": _compare}
+
+
 def cel_failures(schema: dict, value, path: str = "") -> list[str]:
-    """Messages of the x-kubernetes-validations rules ``value`` breaks."""
+    """Messages of the x-kubernetes-validations rules ``value`` breaks (at every level)."""
     found = []
     for rule in schema.get("x-kubernetes-validations", []):
-        if not cel.evaluate(rule["rule"], {"self": value}):
+        if not cel.evaluate(rule["rule"], cel.Context({"self": value}, CEL_FUNCTIONS)):
             found.append(f"{path}: {rule['message']}" if path else rule["message"])
     if isinstance(value, dict):
-        for name, prop in (schema.get("properties") or {}).items():
-            if name in value:
-                found += cel_failures(prop, value[name], f"{path}.{name}" if path else name)
+        for name, item in value.items():
+            where = f"{path}.{name}" if path else name
+            if name in (schema.get("properties") or {}):
+                found += cel_failures(schema["properties"][name], item, where)
+            elif isinstance(schema.get("additionalProperties"), dict):
+                found += cel_failures(schema["additionalProperties"], item, where)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            found += cel_failures(schema["items"], item, f"{path}.{i}")
     return found
 
 
@@ -76,8 +124,10 @@ def unknown_fields(schema: dict, value, path: str = "") -> list[str]:
 def api_server_verdict(plural: str, obj: dict) -> list[str]:
     """Why the API server would refuse ``obj`` (empty: accepted)."""
     schema = schema_of(plural)
-    obj = apply_defaults(schema, copy.deepcopy(obj))
-    errors = [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in Draft7Validator(schema).iter_errors(obj)]
+    obj = apply_defaults(schema, without_nulls(obj))
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in KubernetesValidator(schema).iter_errors(obj)
+    ]
     return errors or unknown_fields(schema, obj) or cel_failures(schema, obj)
 
 
@@ -170,7 +220,11 @@ def test_names_that_would_break_child_names_are_rejected(name, plural):
 
 # --- generated specs: the API server's verdict and the hooks' agree ---
 
-_quantities = st.one_of(st.integers(-1, 4), st.sampled_from(["1", "500m", "1Gi", "0.5", "1e3", "lots", "1 Gi", ""]))
+_quantities = st.one_of(
+    st.integers(-1, 4),
+    st.sampled_from(["1", "500m", "1Gi", "0.5", "1e3", "lots", "1 Gi", "", "1e30", "1e1000000", "8Ei", "7Ei", "1e1.5"]),
+    st.integers(2**63 - 2, 2**63 + 1),
+)
 _names = st.sampled_from(["python_kubernetes", "r_kubernetes", "a.b-c", "bad name", "", "x" * 129])
 _gateway_specs = st.fixed_dictionaries(
     {},
@@ -269,7 +323,17 @@ _notebook_specs = st.fixed_dictionaries(
                 "spec": st.fixed_dictionaries(
                     {
                         "containers": st.lists(
-                            st.fixed_dictionaries({"name": st.sampled_from(["notebook", "Side"])}), max_size=2
+                            st.fixed_dictionaries(
+                                {"name": st.sampled_from(["notebook", "Side"])},
+                                optional={
+                                    "image": st.sampled_from(["x", ""]),
+                                    "env": st.sampled_from(["oops", [5], [{"name": "A", "value": "b"}], []]),
+                                    "resources": st.fixed_dictionaries(
+                                        {}, optional={"limits": st.dictionaries(st.just("cpu"), _quantities)}
+                                    ),
+                                },
+                            ),
+                            max_size=2,
                         )
                     }
                 )
@@ -321,6 +385,17 @@ def test_notebook_status_always_fits_the_crd(spec):
     status_schema = schema_of("jupyternotebooks")["properties"]["status"]
     assert not list(Draft7Validator(status_schema).iter_errors(result["status"]))
     assert TOKEN not in str(result["status"])
+
+
+def test_the_committed_pod_template_schema_is_generated_from_kubernetes():
+    committed = json.loads((ROOT / "hooks" / "podtemplate.schema.json").read_text())
+    assert committed == podtemplate.generate(), "run `python -m hooks crds`"
+
+
+def test_the_notebook_crd_fits_the_annotation_client_side_apply_writes():
+    """kubectl apply (client-side) stores the object as JSON in an annotation of at most 262144 bytes."""
+    for crd in CRDS.values():
+        assert len(json.dumps(crd, separators=(",", ":"))) < 262144 * 0.6
 
 
 def test_crd_files_are_in_the_kustomization():
