@@ -73,3 +73,19 @@ def test_without_a_binary_the_scenarios_are_left_out_and_counted():
     assert "METACONTROLLER_BIN=" in res.stdout and "ghcr.io/metacontroller/metacontroller:v4.17.2" in res.stdout
     count = int(res.stdout.split(" Metacontroller scenarios left out")[0].rsplit("=", 1)[-1].strip().split()[-1])
     assert count >= 12
+
+
+def test_the_harness_hands_the_hook_server_its_token_the_way_the_app_reads_it():
+    from hookserver import AUTH_SECRET, TOKEN_FILE_ENV
+
+    from hooks.app import TOKEN_FILE_ENV as APP_TOKEN_FILE_ENV
+
+    assert TOKEN_FILE_ENV == APP_TOKEN_FILE_ENV
+    controllers = [
+        yaml.safe_load((ROOT / "metacontroller" / f).read_text())
+        for f in ("jupytergateway.yaml", "jupyternotebook.yaml")
+    ]
+    refs = {
+        h["webhook"]["authorization"]["secretRef"]["name"] for c in controllers for h in c["spec"]["hooks"].values()
+    }
+    assert refs == {AUTH_SECRET}
