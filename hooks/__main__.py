@@ -106,7 +106,7 @@ def _assumed(customized: dict, doc: dict, given: dict, allow_all: bool) -> dict:
     for rule in customized["relatedResources"]:
         if rule["resource"] == "secrets" and "labelSelector" in rule:  # the gateway's token Secret
             owner = rule["labelSelector"]["matchLabels"]["kubeflow.tkestack.io/jupytergateway"]
-            _assume(related, rule, auth_secret_name(owner), doc, given)
+            _assume(related, rule, auth_secret_name(owner), doc, given, allow_all)
             continue
         # A rule by label (the ClusterRoles approved for gateways): assume the gateways' roles are.
         roles = {(g.get("spec") or {}).get("clusterRole") or DEFAULT_KERNEL_CLUSTER_ROLE for g in given.values()}
