@@ -79,8 +79,10 @@ def auth_secret_name(name: str) -> str:
 
 
 def customize_gateway(parent: dict) -> dict:
-    """Related resources: the ClusterRole the gateway asks for (to check it may be bound) and
-    the user's token Secret, if spec.auth.secretRef names one."""
+    """Related resources: the ClusterRole the gateway asks for (to check it may be bound), every
+    approved one (a keep path keeps the RoleBinding it has while that role stays approved, even
+    when spec.clusterRole now names another) and the user's token Secret, if spec.auth.secretRef
+    names one."""
     spec = parent.get("spec") if isinstance(parent.get("spec"), dict) else {}
     rules = []
     role = spec.get("clusterRole", DEFAULT_KERNEL_CLUSTER_ROLE)
@@ -91,6 +93,13 @@ def customize_gateway(parent: dict) -> dict:
     if isinstance(ref.get("name"), str) and ref["name"]:
         namespace = parent["metadata"].get("namespace") or "default"
         rules.append({"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "names": [ref["name"]]})
+    rules.append(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "resource": "clusterroles",
+            "labelSelector": {"matchLabels": {KERNEL_ROLE_LABEL: "true"}},
+        }
+    )
     return {"relatedResources": rules}
 
 

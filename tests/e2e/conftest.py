@@ -2,6 +2,11 @@
 
 Workdir (certs, kubeconfig, etcd data, every component's log):
 $E2E_WORKDIR, or test-output/e2e/run-<timestamp>/ under the repo root.
+
+Tests marked `metacontroller` need the upstream Metacontroller release, which is not part of
+the repository: without METACONTROLLER_BIN and METACONTROLLER_CRDS they are left out and the
+run says how many and how to give them (`-m metacontroller` alone runs them anyway, and they
+fail saying what is missing).
 """
 
 from __future__ import annotations
@@ -17,7 +22,34 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from controlplane import BUILD_SCRIPT, DEFAULT_BIN_DIR, REPO_ROOT, ControlPlane
+from controlplane import (
+    BUILD_SCRIPT,
+    DEFAULT_BIN_DIR,
+    METACONTROLLER_HOWTO,
+    REPO_ROOT,
+    ControlPlane,
+    metacontroller_given,
+)
+
+LEFT_OUT = pytest.StashKey[int]()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the Metacontroller scenarios when no Metacontroller release is given."""
+    if metacontroller_given() or config.getoption("markexpr") == "metacontroller":
+        return
+    left_out = [item for item in items if item.get_closest_marker("metacontroller")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("metacontroller")]
+    config.stash[LEFT_OUT] = len(left_out)
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    left_out = config.stash.get(LEFT_OUT, 0)
+    if left_out:
+        terminalreporter.write_sep("=", f"{left_out} Metacontroller scenarios left out", yellow=True)
+        terminalreporter.write_line(METACONTROLLER_HOWTO)
 
 
 def _build() -> None:

@@ -1,7 +1,8 @@
 """A real, local Kubernetes control plane for end-to-end tests.
 
-etcd + kube-apiserver + kube-controller-manager (+ optionally Metacontroller, out of
-cluster), built from pinned Go modules by tests/e2e/build.sh, all listening on
+etcd + kube-apiserver + kube-controller-manager built from pinned Go modules by
+tests/e2e/build.sh (+ optionally Metacontroller, out of cluster, from the upstream release
+binary named by $METACONTROLLER_BIN), all listening on
 127.0.0.1 on free ports. There is no kubelet and no scheduler: Pods are API objects
 that stay Pending.
 
@@ -34,6 +35,15 @@ BUILD_SCRIPT = HERE / "build.sh"
 DEFAULT_BIN_DIR = Path(os.environ.get("E2E_BIN_DIR", REPO_ROOT / ".cache" / "e2e" / "bin"))
 CORE_BINARIES = ("etcd", "kube-apiserver", "kube-controller-manager", "kubectl")
 SERVICE_CIDR = "10.96.0.0/16"
+DEFAULT_CONTROLLERS = (
+    "garbage-collector-controller",
+    "deployment-controller",
+    "replicaset-controller",
+    "namespace-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "root-ca-certificate-publisher-controller",
+)
 
 T = TypeVar("T")
 
@@ -112,9 +122,19 @@ class Process:
 class ControlPlane:
     """etcd + kube-apiserver + kube-controller-manager on 127.0.0.1, with an admin kubeconfig."""
 
-    def __init__(self, workdir: Path, bin_dir: Path = DEFAULT_BIN_DIR, extra_controllers: Sequence[str] = ()) -> None:
-        """extra_controllers: more kube-controller-manager controllers (e.g. resourcequota-controller)."""
+    def __init__(
+        self,
+        workdir: Path,
+        bin_dir: Path = DEFAULT_BIN_DIR,
+        extra_controllers: Sequence[str] = (),
+        apiserver_args: Sequence[str] = (),
+        controllers: Sequence[str] = DEFAULT_CONTROLLERS,
+    ) -> None:
+        """extra_controllers: more kube-controller-manager controllers (e.g. resourcequota-controller);
+        controllers: the base set (the scale benchmark drops the deployment and replicaset ones)."""
         self.workdir = Path(workdir).resolve()
+        self.apiserver_args = list(apiserver_args)
+        self.controllers = list(controllers)
         self.bin_dir = Path(bin_dir)
         self.extra_controllers = tuple(extra_controllers)
         self.pki = self.workdir / "pki"
@@ -322,6 +342,7 @@ class ControlPlane:
                 # 127.0.0.1 may not be published as the `kubernetes` Service endpoint.
                 "--endpoint-reconciler-type=none",
                 "--profiling=false",
+                *self.apiserver_args,
             ],
         )
         proc.ports = {"secure": self.apiserver_port}
@@ -370,19 +391,7 @@ class ControlPlane:
                 f"--secure-port={port}",
                 f"--cert-dir={self.workdir / 'kcm-certs'}",
                 "--leader-elect=false",
-                "--controllers="
-                + ",".join(
-                    [
-                        "garbage-collector-controller",
-                        "deployment-controller",
-                        "replicaset-controller",
-                        "namespace-controller",
-                        "serviceaccount-controller",
-                        "serviceaccount-token-controller",
-                        "root-ca-certificate-publisher-controller",
-                        *self.extra_controllers,
-                    ]
-                ),
+                "--controllers=" + ",".join([*self.controllers, *self.extra_controllers]),
                 f"--service-account-private-key-file={self.pki / 'sa.key'}",
                 f"--root-ca-file={self.pki / 'ca.crt'}",
                 f"--service-cluster-ip-range={SERVICE_CIDR}",
@@ -441,44 +450,28 @@ class ControlPlane:
         )
 
     # ---------------------------------------------------------------- metacontroller
-    def metacontroller_crds(self) -> Path:
-        """Metacontroller's CRDs: $METACONTROLLER_CRDS, else manifests/production in the Go module cache."""
-        if os.environ.get("METACONTROLLER_CRDS"):
-            return Path(os.environ["METACONTROLLER_CRDS"])
-        recorded = self.bin_dir / "metacontroller-crds.path"
-        if recorded.exists():
-            path = Path(recorded.read_text().strip())
-            if path.exists():
-                return path
-        res = subprocess.run(
-            ["go", "list", "-m", "-f", "{{.Dir}}", "metacontroller"],
-            cwd=HERE / "metacontroller",
-            capture_output=True,
-            text=True,
-        )
-        path = Path(res.stdout.strip()) / "manifests" / "production" / "metacontroller-crds-v1.yaml"
-        if res.returncode != 0 or not path.exists():
-            raise ControlPlaneError(f"Metacontroller CRDs not found ({res.stderr.strip()}): run `bash {BUILD_SCRIPT}`")
-        return path
+    def apply_metacontroller_crds(self) -> Path:
+        """Install Metacontroller's CRDs ($METACONTROLLER_CRDS); returns the binary to run."""
+        binary, crds = metacontroller_release()
+        self.kubectl("apply", "--server-side", "-f", str(crds))
+        for crd in ("compositecontrollers", "decoratorcontrollers", "controllerrevisions"):
+            self.kubectl("wait", "--for=condition=Established", f"crd/{crd}.metacontroller.k8s.io", "--timeout=60s")
+        return binary
 
-    def start_metacontroller(self, extra_args: Sequence[str] = ()) -> Process:
-        """Apply Metacontroller's CRDs, then run the built metacontroller out of cluster as admin.
+    def start_metacontroller(self, extra_args: Sequence[str] = (), log_level: int = 4) -> Process:
+        """Apply Metacontroller's CRDs, then run $METACONTROLLER_BIN out of cluster as admin.
 
         Returns the Process (``.pid``, ``.log``, ``.ports``) once /readyz answers 200.
         """
         if self.metacontroller and self.metacontroller.alive():
             raise ControlPlaneError("metacontroller already running; call stop_metacontroller() first")
-        binary = os.environ.get("METACONTROLLER_BIN") or self.binary("metacontroller")
-        self.kubectl("apply", "--server-side", "-f", str(self.metacontroller_crds()))
-        for crd in ("compositecontrollers", "decoratorcontrollers", "controllerrevisions"):
-            self.kubectl("wait", "--for=condition=Established", f"crd/{crd}.metacontroller.k8s.io", "--timeout=60s")
+        binary = self.apply_metacontroller_crds()
         metrics, health = free_port(), free_port()
         proc = self._spawn(
             "metacontroller",
             [
                 binary,
-                "--zap-log-level=4",
-                "--discovery-interval=2s",
+                f"--zap-log-level={log_level}",
                 f"--metrics-address=127.0.0.1:{metrics}",
                 f"--health-probe-bind-address=127.0.0.1:{health}",
                 *extra_args,
@@ -500,3 +493,43 @@ class ControlPlane:
             self.metacontroller.stop()
             self.processes.remove(self.metacontroller)
             self.metacontroller = None
+
+
+SHIPPED_FLAGS_FILE = REPO_ROOT / "manifests" / "metacontroller-install" / "flags.yaml"
+
+
+def shipped_metacontroller_flags() -> list[str]:
+    """The args the install (manifests/metacontroller-install) gives Metacontroller: one place for both."""
+    import yaml
+
+    patch = yaml.safe_load(SHIPPED_FLAGS_FILE.read_text())
+    (container,) = patch["spec"]["template"]["spec"]["containers"]
+    return [str(arg) for arg in container["args"]]
+
+
+METACONTROLLER_HOWTO = (
+    "Metacontroller v4.17.2 is not part of this repository. Give its release binary and CRD manifest:\n"
+    "  METACONTROLLER_BIN=/path/to/metacontroller METACONTROLLER_CRDS=/path/to/metacontroller-crds-v1.yaml\n"
+    "The binary is /usr/bin/metacontroller in the image ghcr.io/metacontroller/metacontroller:v4.17.2 (or build\n"
+    "it from the upstream tag v4.17.2); the CRDs are manifests/production/metacontroller-crds-v1.yaml at that tag:\n"
+    "  https://raw.githubusercontent.com/metacontroller/metacontroller/v4.17.2/manifests/production/"
+    "metacontroller-crds-v1.yaml"
+)
+
+
+def metacontroller_given() -> bool:
+    """True when both METACONTROLLER_BIN and METACONTROLLER_CRDS are set."""
+    return bool(os.environ.get("METACONTROLLER_BIN") and os.environ.get("METACONTROLLER_CRDS"))
+
+
+def metacontroller_release() -> tuple[Path, Path]:
+    """(binary, CRD manifest) from $METACONTROLLER_BIN and $METACONTROLLER_CRDS, checked to exist."""
+    binary = Path(os.environ.get("METACONTROLLER_BIN", ""))
+    crds = Path(os.environ.get("METACONTROLLER_CRDS", ""))
+    if not metacontroller_given():
+        raise ControlPlaneError("METACONTROLLER_BIN and METACONTROLLER_CRDS are not set.\n" + METACONTROLLER_HOWTO)
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        raise ControlPlaneError(f"METACONTROLLER_BIN={binary} is not an executable file.\n" + METACONTROLLER_HOWTO)
+    if not crds.is_file():
+        raise ControlPlaneError(f"METACONTROLLER_CRDS={crds} is not a file.\n" + METACONTROLLER_HOWTO)
+    return binary, crds

@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from controlplane import REPO_ROOT, ControlPlane, Process, free_port, wait_for
+from controlplane import REPO_ROOT, ControlPlane, Process, free_port, shipped_metacontroller_flags, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.metacontroller]
 
@@ -54,7 +54,11 @@ def hook_server(workdir: Path, port: int, token: str, name: str) -> Process:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
             return r.status == 200
 
-    wait_for(ready, timeout=30, what=f"hook server {name}")
+    try:
+        wait_for(ready, timeout=30, what=f"hook server {name}")
+    except BaseException:
+        proc.stop()  # a failed start leaks no process
+        raise
     return proc
 
 
@@ -114,19 +118,23 @@ def installed(control_plane: ControlPlane, tmp_path: Path):
     assert len(token.strip()) == 64, "the one-liner makes a 256-bit hex token"
 
     port = free_port()
-    state = {"cp": cp, "port": port, "token": token, "workdir": tmp_path}
-    state["hooks"] = hook_server(tmp_path, port, token, "hooks-right-token")
-    cp.start_metacontroller()
-    try:
+    state = {"cp": cp, "port": port, "token": token, "workdir": tmp_path, "hooks": None}
+    try:  # everything started inside: stopped on every path
+        state["hooks"] = hook_server(tmp_path, port, token, "hooks-right-token")
+        cp.apply_metacontroller_crds()
         cp.kubectl("apply", "-k", str(overlay(tmp_path, port)))
         for crd in ("jupytergateways", "jupyternotebooks"):
             cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")
             cp.wait_for_resource(f"{crd}.{GROUP}")
+        # Started once our CRDs exist, so that its first discovery finds them (the shipped
+        # --discovery-interval is 20 s).
+        cp.start_metacontroller(shipped_metacontroller_flags())
         cp.create_namespace(NAMESPACE, {"pod-security.kubernetes.io/enforce": "restricted"})
         yield state
     finally:
-        cp.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
-        state["hooks"].stop()
+        cp.kubectl("delete", "namespace", NAMESPACE, "--wait=true", "--timeout=90s", check=False)
+        if state["hooks"] is not None:
+            state["hooks"].stop()
         cp.stop_metacontroller()
 
 

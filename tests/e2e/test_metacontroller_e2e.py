@@ -1,25 +1,33 @@
 """JupyterGateway and JupyterNotebook on a real kube-apiserver, kube-controller-manager and Metacontroller.
 
-The manifests are installed with `kubectl apply -k` through an overlay whose only change is
-the hook URLs (the hook server runs on 127.0.0.1). No kubelet runs: pods stay Pending, so
-the tests assert on API objects. Namespaces enforce the `restricted` Pod Security Standard,
-so a pod object that exists has passed the API server's own admission.
+Metacontroller is the upstream v4.17.2 release binary ($METACONTROLLER_BIN, CRDs from
+$METACONTROLLER_CRDS), run out of cluster with the flags the install ships
+(manifests/metacontroller-install/flags.yaml). Our manifests are installed with `kubectl apply -k`
+through an overlay whose only change is the hook URLs (the hook server runs on 127.0.0.1). No
+kubelet runs: pods stay Pending, so the tests assert on API objects. Namespaces enforce the
+`restricted` Pod Security Standard, so a pod object that exists has passed the API server's own
+admission.
+
+What Metacontroller guarantees, and so what these tests wait for (observed in
+/work/shared/notes/metacontroller-observed.md): a parent's status is written only after all its
+children exist, and client-side rate limiting spaces writes; updates of a queued parent are
+merged (never count syncs); a `Recreate` child is deleted in one sync and created in a later one.
+So every check waits for an observable state, and every look-up of a child tolerates its absence.
+
+Each test starts from a cluster without JupyterGateways or JupyterNotebooks and leaves it so,
+even when it fails (the autouse `scenario` fixture).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import time
-from collections import Counter
-from pathlib import Path
 
 import pytest
-from controlplane import REPO_ROOT, ControlPlane, Process, free_port, wait_for
+from controlplane import REPO_ROOT, ControlPlane, shipped_metacontroller_flags, wait_for
 from hooks_next import NEXT_IMAGE
+from hookserver import HookServer, hook_token, overlay
 
 from hooks.models import DEFAULT_NOTEBOOK_IMAGE
 
@@ -28,81 +36,36 @@ pytestmark = [pytest.mark.e2e, pytest.mark.metacontroller]
 SAMPLES = REPO_ROOT / "manifests" / "samples"
 GROUP = "kubeflow.tkestack.io"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-HOOK_PATHS = {
-    ("jupytergateway-controller", "sync"): "/sync/jupytergateway",
-    ("jupytergateway-controller", "customize"): "/customize/jupytergateway",
-    ("jupyternotebook-controller", "sync"): "/sync/jupyternotebook",
-    ("jupyternotebook-controller", "customize"): "/customize/jupyternotebook",
-}
+SCENARIO_LABEL = "e2e-scenario"  # on namespaces and ClusterRoles a test creates, so teardown finds them
+CHILD_SELECTOR = "app.kubernetes.io/managed-by=metacontroller,app.kubernetes.io/part-of=elastic-jupyter"
+CHILD_RESOURCES = (
+    "deployments,services,secrets,configmaps,serviceaccounts,rolebindings,networkpolicies,persistentvolumeclaims"
+)
+GATEWAY = "jupytergateway-sample"
+NOTEBOOK = "jupyternotebook-sample"
+
+# (resource, name suffix); wait_children keys each by its resource, a second of a kind by resource+suffix.
+GATEWAY_CHILDREN = [
+    ("serviceaccount", "-gateway"),
+    ("rolebinding", "-gateway"),
+    ("configmap", "-gateway"),
+    ("configmap", "-gateway-kernelspecs"),
+    ("deployment", "-gateway"),
+    ("service", ""),
+    ("secret", "-gateway-auth"),
+    ("networkpolicy", "-gateway"),
+]
+NOTEBOOK_CHILDREN = [
+    ("deployment", "-notebook"),
+    ("service", "-notebook"),
+    ("secret", "-notebook-auth"),
+    ("configmap", "-notebook-config"),  # every notebook here uses a gateway
+]
 
 
-class HookServer:
-    """Our hook server (uvicorn, access log on so that calls can be counted), stopped by PID."""
-
-    def __init__(self, workdir: Path, app: str = "hooks.app:app", name: str = "hooks", factory: bool = False) -> None:
-        self.port = free_port()
-        self.log = workdir / f"{name}-{self.port}.log"
-        argv = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            app,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--app-dir",
-            str(Path(__file__).parent),
-        ]
-        if factory:
-            argv.append("--factory")
-        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-        with self.log.open("ab") as out:
-            popen = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        self.process = Process(name, popen, self.log)
-        wait_for(lambda: self._healthy(), timeout=30, what=f"hook server on {self.port}")
-
-    def _healthy(self) -> bool:
-        self.process.check_alive()
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
-            return r.status == 200
-
-    def calls(self) -> Counter:
-        lines = self.log.read_text(errors="replace").splitlines()
-        return Counter(line.split('"POST ')[1].split()[0] for line in lines if '"POST ' in line)
-
-    def stop(self) -> None:
-        self.process.stop()
-
-
-def overlay(workdir: Path, port: int) -> Path:
-    """A kustomization of manifests/ whose only change is the hook URLs."""
-    directory = workdir / f"overlay-{port}"
-    directory.mkdir(exist_ok=True)
-    patches = []
-    for (controller, hook), path in HOOK_PATHS.items():
-        patches.append(
-            {
-                "target": {"group": "metacontroller.k8s.io", "kind": "CompositeController", "name": controller},
-                "patch": json.dumps(
-                    [
-                        {
-                            "op": "add",
-                            "path": f"/spec/hooks/{hook}/webhook/url",
-                            "value": f"http://127.0.0.1:{port}{path}",
-                        }
-                    ]
-                ),
-            }
-        )
-    kustomization = {"resources": [os.path.relpath(REPO_ROOT / "manifests", directory)], "patches": patches}
-    (directory / "kustomization.yaml").write_text(json.dumps(kustomization))
-    return directory
-
-
-def get(cp: ControlPlane, *args: str):
+# ---------------------------------------------------------------- look-ups that tolerate absence
+def get(cp: ControlPlane, *args: str) -> dict | None:
+    """The object as JSON, or None if it does not exist (right now)."""
     res = cp.kubectl("get", *args, "-o", "json", check=False)
     return json.loads(res.stdout) if res.returncode == 0 and res.stdout.strip() else None
 
@@ -118,64 +81,190 @@ def owned_by(obj: dict, kind: str, name: str) -> bool:
     )
 
 
-GATEWAY_CHILDREN = [
-    ("serviceaccount", "-gateway"),
-    ("rolebinding", "-gateway"),
-    ("configmap", "-gateway"),
-    ("deployment", "-gateway"),
-    ("service", ""),
-    ("secret", "-gateway-auth"),
-    ("networkpolicy", "-gateway"),
-]
-NOTEBOOK_CHILDREN = [
-    ("deployment", "-notebook"),
-    ("service", "-notebook"),
-    ("secret", "-notebook-auth"),
-    ("configmap", "-notebook-config"),  # every notebook here uses a gateway
-]
-
-
 def wait_children(cp, namespace, name, kind, children, timeout=60.0) -> dict[str, dict]:
+    """Every child present and owned by the parent (a Recreate gap just means "not yet")."""
+
     def all_there():
         found = {}
         for resource, suffix in children:
             obj = get(cp, resource, f"{name}{suffix}", "-n", namespace)
             if obj is None or not owned_by(obj, kind, name):
                 return None
-            found[resource] = obj
+            found[resource if resource not in found else f"{resource}{suffix}"] = obj
         return found
 
     return wait_for(all_there, timeout=timeout, what=f"children of {kind} {namespace}/{name}")
 
 
+def fingerprint(obj: dict) -> tuple:
+    """What changes when Metacontroller writes the object. A Deployment's resourceVersion also moves
+    when kube-controller-manager writes its status, so for it: generation, labels and annotations."""
+    meta = obj["metadata"]
+    if obj["kind"] == "Deployment":
+        return meta["uid"], meta["generation"], json.dumps([meta.get("labels"), meta.get("annotations")])
+    return meta["uid"], meta["resourceVersion"]
+
+
+def fingerprints(cp, namespace, name, kind, children) -> dict[str, tuple]:
+    return {r: fingerprint(o) for r, o in wait_children(cp, namespace, name, kind, children).items()}
+
+
+def wait_status(cp, what: str, *args: str, predicate, timeout: float = 60.0) -> dict:
+    """Wait until the object's status satisfies ``predicate`` (status is written after children)."""
+    return wait_for(lambda: (obj := get(cp, *args)) and predicate(obj) and obj, timeout=timeout, what=what)
+
+
+def reason(obj: dict, type_: str) -> str | None:
+    return condition(obj, type_).get("reason")
+
+
+def current(obj: dict) -> bool:
+    """The status describes the parent's current spec."""
+    return (obj.get("status") or {}).get("observedGeneration") == obj["metadata"]["generation"]
+
+
+def wait_quiet(hooks: HookServer, path: str, since: int, quiet: float = 2.0, timeout: float = 60.0) -> None:
+    """At least one call of ``path`` after ``since`` calls, then none for ``quiet`` seconds: the
+    queue has drained (Metacontroller merges queued updates, so the number of calls is not fixed)."""
+    wait_for(lambda: hooks.calls()[path] > since, timeout=timeout, what=f"a call of {path}")
+    last, changed = hooks.calls()[path], time.monotonic()
+    deadline = changed + timeout
+    while time.monotonic() - changed < quiet:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} still being called after {timeout}s")
+        time.sleep(0.25)
+        now = hooks.calls()[path]
+        if now != last:
+            last, changed = now, time.monotonic()
+
+
+def patch(cp, kind: str, name: str, spec: dict, *ns: str) -> None:
+    cp.kubectl("patch", kind, name, *ns, "--type=merge", "-p", json.dumps({"spec": spec}))
+
+
+def notebook(name: str, namespace: str = "default", gateway: dict | None = None) -> dict:
+    return {
+        "apiVersion": f"{GROUP}/v1alpha1",
+        "kind": "JupyterNotebook",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"gateway": gateway or {"name": GATEWAY, "namespace": "default"}},
+    }
+
+
+# ---------------------------------------------------------------- fixtures
+def use_hooks(state: dict, **kwargs) -> HookServer:
+    """Start a hook server, point the CompositeControllers at it, make it the current one."""
+    cp = state["cp"]
+    server = HookServer(cp.workdir, token_file=state["token_file"], **kwargs)
+    state["servers"].append(server)
+    cp.kubectl("apply", "-k", str(overlay(cp.workdir, server.port)))
+    state["hooks"] = server
+    return server
+
+
 @pytest.fixture(scope="module")
 def cluster(control_plane: ControlPlane):
-    """Our manifests installed, Metacontroller and the hook server running."""
-    workdir = control_plane.workdir
-    hooks = HookServer(workdir)
-    control_plane.kubectl("label", "namespace", "default", *[f"{k}={v}" for k, v in RESTRICTED.items()], "--overwrite")
-    metacontroller = control_plane.start_metacontroller()
-    control_plane.kubectl("apply", "-k", str(overlay(workdir, hooks.port)))
-    for crd in ("jupytergateways", "jupyternotebooks"):
-        control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")
-        control_plane.wait_for_resource(f"{crd}.{GROUP}")
-    state = {"cp": control_plane, "hooks": hooks, "metacontroller_pid": metacontroller.pid, "timings": {}}
+    """Our manifests installed, the hook server and Metacontroller (shipped flags) running.
+
+    Everything is started inside the ``try``, so every process is stopped on every path.
+    """
+    cp = control_plane
+    state = {"cp": cp, "hooks": None, "servers": [], "timings": {}}
+    default_labels = (get(cp, "namespace", "default") or {})["metadata"].get("labels", {})
     try:
+        cp.kubectl("label", "namespace", "default", *[f"{k}={v}" for k, v in RESTRICTED.items()], "--overwrite")
+        cp.apply_metacontroller_crds()
+        state["token_file"] = hook_token(cp, cp.workdir)  # Metacontroller sends it; the hooks require it
+        use_hooks(state)
+        for crd in ("jupytergateways", "jupyternotebooks"):
+            cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.{GROUP}", "--timeout=60s")
+            cp.wait_for_resource(f"{crd}.{GROUP}")
+        # Started after our CRDs exist, so its first discovery finds them.
+        state["metacontroller_pid"] = cp.start_metacontroller(shipped_metacontroller_flags()).pid
         yield state
     finally:
-        state["hooks"].stop()
-        control_plane.stop_metacontroller()
+        for server in state["servers"]:
+            server.stop()
+        cp.stop_metacontroller()
+        restore = [f"{k}-" for k in RESTRICTED if k not in default_labels]
+        if restore:
+            cp.kubectl("label", "namespace", "default", *restore, check=False)
 
 
-def test_1_the_seed_scenario(cluster):
-    """The original README's two CRs, applied unchanged."""
-    cp = cluster["cp"]
-    started = time.monotonic()
+def clean_up(state: dict) -> None:
+    """Back to the state before the test: the standard hook server, no CRs, no namespaces or
+    ClusterRoles the test made, and every child garbage-collected."""
+    cp = state["cp"]
+    if state["hooks"] is None or not state["hooks"].alive() or state["hooks"].name != "hooks":
+        old = state["hooks"]
+        use_hooks(state)
+        if old is not None:
+            old.stop()
+    for kind in ("jupyternotebooks", "jupytergateways"):
+        cp.kubectl("delete", kind, "--all", "-A", "--wait=true", "--timeout=60s")
+    cp.kubectl("delete", "namespace", "-l", f"{SCENARIO_LABEL}=true", "--wait=true", "--timeout=90s")
+    cp.kubectl("delete", "clusterrole", "-l", f"{SCENARIO_LABEL}=true", "--wait=true")
+    wait_for(
+        lambda: not cp.kubectl("get", CHILD_RESOURCES, "-A", "-l", CHILD_SELECTOR, "-o", "name").stdout.strip(),
+        timeout=90,
+        what="garbage collection of every child",
+    )
+
+
+@pytest.fixture(autouse=True)
+def scenario(cluster):
+    """Every test starts from, and leaves, a cluster without our CRs (even when it fails)."""
+    clean_up(cluster)
+    try:
+        yield cluster
+    finally:
+        clean_up(cluster)
+
+
+def apply_samples(cp) -> None:
     cp.kubectl("apply", "-f", str(SAMPLES / "jupytergateway-sample.yaml"))
     cp.kubectl("apply", "-f", str(SAMPLES / "jupyternotebook-sample.yaml"))
-    gw = wait_children(cp, "default", "jupytergateway-sample", "JupyterGateway", GATEWAY_CHILDREN)
-    nb = wait_children(cp, "default", "jupyternotebook-sample", "JupyterNotebook", NOTEBOOK_CHILDREN)
-    cluster["timings"]["seed: apply to all children"] = time.monotonic() - started
+
+
+def settled_samples(cp) -> tuple[dict, dict]:
+    """Both samples with all children and a current status."""
+    gw = wait_children(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)
+    nb = wait_children(cp, "default", NOTEBOOK, "JupyterNotebook", NOTEBOOK_CHILDREN)
+    wait_status(
+        cp,
+        "gateway status",
+        "jupytergateway",
+        GATEWAY,
+        predicate=lambda o: current(o) and reason(o, "Ready") == "DeploymentNotAvailable",
+    )
+    wait_status(
+        cp,
+        "notebook status",
+        "jupyternotebook",
+        NOTEBOOK,
+        predicate=lambda o: current(o) and reason(o, "GatewayReady") == "GatewayNotReady",
+    )
+    return gw, nb
+
+
+@pytest.fixture
+def seed(scenario):
+    """The original README's two CRs applied and settled; returns (state, gateway children, notebook children)."""
+    cp = scenario["cp"]
+    apply_samples(cp)
+    gw, nb = settled_samples(cp)
+    return scenario, gw, nb
+
+
+# ---------------------------------------------------------------- scenarios
+def test_1_the_seed_scenario(scenario):
+    """The original README's two CRs, applied unchanged."""
+    cp = scenario["cp"]
+    started = time.monotonic()
+    apply_samples(cp)
+    gw = wait_children(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)
+    nb = wait_children(cp, "default", NOTEBOOK, "JupyterNotebook", NOTEBOOK_CHILDREN)
+    scenario["timings"]["seed: apply to all children"] = time.monotonic() - started
 
     config = gw["configmap"]["data"]["jupyter_enterprise_gateway_config.json"]
     assert json.loads(config)["RemoteMappingKernelManager"]["cull_idle_timeout"] == 3600
@@ -183,170 +272,151 @@ def test_1_the_seed_scenario(cluster):
     env = {e["name"]: e.get("value") for e in nb["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["JUPYTER_GATEWAY_URL"] == "http://jupytergateway-sample.default.svc:8888"
 
-    notebook = wait_for(
-        lambda: (
-            (n := get(cp, "jupyternotebook", "jupyternotebook-sample"))
-            and condition(n, "GatewayReady").get("reason") == "GatewayNotReady"
-            and n
-        ),
-        timeout=60,
-        what="notebook status",
+    nb_status = wait_status(
+        cp,
+        "notebook status",
+        "jupyternotebook",
+        NOTEBOOK,
+        predicate=lambda o: current(o) and reason(o, "GatewayReady") == "GatewayNotReady",
     )
-    assert notebook["status"]["gatewayUrl"] == "http://jupytergateway-sample.default.svc:8888"
-    assert notebook["status"]["observedGeneration"] == notebook["metadata"]["generation"]
-    gateway = get(cp, "jupytergateway", "jupytergateway-sample")
-    assert condition(gateway, "Ready")["reason"] == "DeploymentNotAvailable", "no kubelet: never available"
+    assert nb_status["status"]["gatewayUrl"] == "http://jupytergateway-sample.default.svc:8888"
+    # No kubelet, so the gateway's Deployment never becomes available: waited for, not read once
+    # (its status is written after its children, and may first say DeploymentMissing).
+    wait_status(
+        cp,
+        "gateway status DeploymentNotAvailable",
+        "jupytergateway",
+        GATEWAY,
+        predicate=lambda o: current(o) and reason(o, "Ready") == "DeploymentNotAvailable",
+    )
 
     table = cp.kubectl("get", "jupyternotebooks").stdout.splitlines()
     assert table[0].split() == ["NAME", "READY", "GATEWAY", "URL", "AGE"]
-    assert "jupytergateway-sample" in table[1] and "http://jupyternotebook-sample-notebook.default.svc:8888" in table[1]
+    assert GATEWAY in table[1] and "http://jupyternotebook-sample-notebook.default.svc:8888" in table[1]
     assert cp.kubectl("get", "jupytergateways").stdout.split()[:4] == ["NAME", "READY", "CULL-IDLE", "AGE"]
-    assert "jupyternotebook-sample" in cp.kubectl("get", "jupyter").stdout, "the jupyter category"
+    assert NOTEBOOK in cp.kubectl("get", "jupyter").stdout, "the jupyter category"
 
     # The ReplicaSets' pods were admitted by the restricted Pod Security admission.
-    for selector in (
-        "kubeflow.tkestack.io/jupytergateway=jupytergateway-sample",
-        "kubeflow.tkestack.io/jupyternotebook=jupyternotebook-sample",
-    ):
+    for selector in (f"{GROUP}/jupytergateway={GATEWAY}", f"{GROUP}/jupyternotebook={NOTEBOOK}"):
         wait_for(lambda s=selector: get(cp, "pods", "-l", s)["items"], timeout=60, what=f"pods {selector}")
 
 
-def test_2_a_notebook_in_another_namespace_uses_the_shared_gateway(cluster):
-    cp = cluster["cp"]
-    cp.create_namespace("team-a", RESTRICTED)
-    cp.apply(
-        {
-            "apiVersion": f"{GROUP}/v1alpha1",
-            "kind": "JupyterNotebook",
-            "metadata": {"name": "mallory", "namespace": "team-a"},
-            "spec": {"gateway": {"name": "jupytergateway-sample", "namespace": "default"}},
-        }
-    )
-    wait_for(
-        lambda: (
-            condition(get(cp, "jupyternotebook", "mallory", "-n", "team-a"), "GatewayReady").get("reason")
-            == "NamespaceNotAllowed"
-        ),
-        timeout=60,
-        what="a namespace the gateway does not allow",
+def test_2_a_notebook_in_another_namespace_uses_the_shared_gateway(seed):
+    state, _, _ = seed
+    cp = state["cp"]
+    cp.create_namespace("team-a", {**RESTRICTED, SCENARIO_LABEL: "true"})
+    cp.apply(notebook("mallory", "team-a"))
+    wait_status(
+        cp,
+        "a namespace the gateway does not allow",
+        "jupyternotebook",
+        "mallory",
+        "-n",
+        "team-a",
+        predicate=lambda o: current(o) and reason(o, "GatewayReady") == "NamespaceNotAllowed",
     )
     assert get(cp, "deployment", "mallory-notebook", "-n", "team-a") is None
-    cp.kubectl(
-        "patch",
-        "jupytergateway",
-        "jupytergateway-sample",
-        "--type=merge",
-        "-p",
-        '{"spec": {"allowedNamespaces": ["team-a"]}}',
+    patch(cp, "jupytergateway", GATEWAY, {"allowedNamespaces": ["team-a"]})
+    cp.apply(notebook("alice", "team-a"))
+    # In another namespace than its gateway, a notebook also binds the gateway's kernel role there.
+    nb = wait_children(
+        cp, "team-a", "alice", "JupyterNotebook", [*NOTEBOOK_CHILDREN, ("rolebinding", "-gateway-kernels")]
     )
-    cp.apply(
-        {
-            "apiVersion": f"{GROUP}/v1alpha1",
-            "kind": "JupyterNotebook",
-            "metadata": {"name": "alice", "namespace": "team-a"},
-            "spec": {"gateway": {"name": "jupytergateway-sample", "namespace": "default"}},
-        }
-    )
-    nb = wait_children(cp, "team-a", "alice", "JupyterNotebook", NOTEBOOK_CHILDREN)
+    assert nb["rolebinding"]["subjects"][0]["name"] == f"{GATEWAY}-gateway"
     env = {e["name"]: e.get("value") for e in nb["deployment"]["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["JUPYTER_GATEWAY_URL"] == "http://jupytergateway-sample.default.svc:8888"
     assert env["KERNEL_USERNAME"] == "alice"
-    wait_for(
-        lambda: (
-            condition(get(cp, "jupyternotebook", "alice", "-n", "team-a"), "GatewayReady").get("reason")
-            == "GatewayNotReady"
-        ),
-        timeout=60,
-        what="alice sees the gateway",
+    wait_status(
+        cp,
+        "alice sees the gateway",
+        "jupyternotebook",
+        "alice",
+        "-n",
+        "team-a",
+        predicate=lambda o: current(o) and reason(o, "GatewayReady") == "GatewayNotReady",
     )
+    # mallory was refused before the gateway allowed team-a; the gateway's change resyncs her too.
+    wait_children(cp, "team-a", "mallory", "JupyterNotebook", NOTEBOOK_CHILDREN)
 
 
-def resource_versions(cp, namespace, name, children) -> dict[str, str]:
-    return {r: get(cp, r, f"{name}{s}", "-n", namespace)["metadata"]["resourceVersion"] for r, s in children}
+def test_3_resyncs_write_nothing(seed):
+    state, _, _ = seed
+    cp, hooks = state["cp"], state["hooks"]
+    before = fingerprints(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)
+    calls = hooks.calls()["/sync/jupytergateway"]
+    for i in range(3):  # each touch queues a sync; Metacontroller may merge them
+        cp.kubectl("annotate", "jupytergateway", GATEWAY, f"e2e/touch={i}", "--overwrite")
+    wait_quiet(hooks, "/sync/jupytergateway", since=calls)
+    assert fingerprints(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN) == before
 
 
-def test_3_updates_reach_children_and_resyncs_write_nothing(cluster):
-    cp = cluster["cp"]
-    name = "jupytergateway-sample"
-    before = wait_children(cp, "default", name, "JupyterGateway", GATEWAY_CHILDREN)
-    # Nothing changed: several syncs (triggered by touching the parent) write no child.
-    versions = resource_versions(cp, "default", name, GATEWAY_CHILDREN)
-    calls_before = cluster["hooks"].calls()["/sync/jupytergateway"]
-    for i in range(3):
-        cp.kubectl("annotate", "jupytergateway", name, f"e2e/touch={i}", "--overwrite")
-    wait_for(
-        lambda: cluster["hooks"].calls()["/sync/jupytergateway"] >= calls_before + 3,
-        timeout=30,
-        what="three more gateway syncs",
-    )
-    time.sleep(2)
-    assert resource_versions(cp, "default", name, GATEWAY_CHILDREN) == versions
-
+def test_3a_updates_reach_children(seed):
+    state, gw, _ = seed
+    cp = state["cp"]
     # cullIdleTimeout: the ConfigMap changes and the pod template changes (a rollout).
-    cp.kubectl("patch", "jupytergateway", name, "--type=merge", "-p", '{"spec": {"cullIdleTimeout": 600}}')
-    config = wait_for(
+    patch(cp, "jupytergateway", GATEWAY, {"cullIdleTimeout": 600})
+    wait_for(
         lambda: (
-            (c := get(cp, "configmap", f"{name}-gateway"))
+            (c := get(cp, "configmap", f"{GATEWAY}-gateway"))
             and '"cull_idle_timeout": 600' in c["data"]["jupyter_enterprise_gateway_config.json"]
-            and c
         ),
         timeout=60,
         what="new ConfigMap",
     )
-    assert config
-    hash_before = before["deployment"]["spec"]["template"]["metadata"]["annotations"]
+    template_before = gw["deployment"]["spec"]["template"]["metadata"]["annotations"]
     wait_for(
-        lambda: get(cp, "deployment", f"{name}-gateway")["spec"]["template"]["metadata"]["annotations"] != hash_before,
+        lambda: (
+            (d := get(cp, "deployment", f"{GATEWAY}-gateway"))
+            and d["spec"]["template"]["metadata"]["annotations"] != template_before
+        ),
         timeout=60,
         what="a rollout of the gateway",
     )
 
-    # clusterRole: the RoleBinding is recreated with the new roleRef (roleRef is immutable).
+    # clusterRole: the RoleBinding is recreated with the new roleRef (roleRef is immutable):
+    # deleted in one sync, created in a later one, so it may be missing in between.
     cp.apply(
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "ClusterRole",
-            "metadata": {"name": "e2e-kernels", "labels": {"kubeflow.tkestack.io/gateway-kernel-role": "true"}},
+            "metadata": {
+                "name": "e2e-kernels",
+                "labels": {f"{GROUP}/gateway-kernel-role": "true", SCENARIO_LABEL: "true"},
+            },
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
         }
     )
-    old_uid = get(cp, "rolebinding", f"{name}-gateway")["metadata"]["uid"]
-    cp.kubectl("patch", "jupytergateway", name, "--type=merge", "-p", '{"spec": {"clusterRole": "e2e-kernels"}}')
+    old_uid = gw["rolebinding"]["metadata"]["uid"]
+    patch(cp, "jupytergateway", GATEWAY, {"clusterRole": "e2e-kernels"})
     binding = wait_for(
-        lambda: (b := get(cp, "rolebinding", f"{name}-gateway")) and b["roleRef"]["name"] == "e2e-kernels" and b,
+        lambda: (b := get(cp, "rolebinding", f"{GATEWAY}-gateway")) and b["roleRef"]["name"] == "e2e-kernels" and b,
         timeout=60,
         what="RoleBinding to e2e-kernels",
     )
     assert binding["metadata"]["uid"] != old_uid
+    wait_status(
+        cp,
+        "gateway status after the changes",
+        "jupytergateway",
+        GATEWAY,
+        predicate=lambda o: current(o) and reason(o, "Ready") == "DeploymentNotAvailable",
+    )
 
 
-def test_3b_a_cluster_role_without_the_label_is_refused(cluster):
-    cp = cluster["cp"]
-    cp.kubectl(
-        "patch",
+def test_3b_a_cluster_role_without_the_label_is_refused(seed):
+    state, gw, _ = seed
+    cp = state["cp"]
+    patch(cp, "jupytergateway", GATEWAY, {"clusterRole": "cluster-admin"})
+    wait_status(
+        cp,
+        "ClusterRoleNotAllowed",
         "jupytergateway",
-        "jupytergateway-sample",
-        "--type=merge",
-        "-p",
-        '{"spec": {"clusterRole": "cluster-admin"}}',
+        GATEWAY,
+        predicate=lambda o: current(o) and reason(o, "Ready") == "ClusterRoleNotAllowed",
     )
-    wait_for(
-        lambda: (
-            condition(get(cp, "jupytergateway", "jupytergateway-sample"), "Ready").get("reason")
-            == "ClusterRoleNotAllowed"
-        ),
-        timeout=60,
-        what="ClusterRoleNotAllowed",
-    )
-    assert get(cp, "rolebinding", "jupytergateway-sample-gateway")["roleRef"]["name"] == "e2e-kernels"
-    cp.kubectl(
-        "patch",
-        "jupytergateway",
-        "jupytergateway-sample",
-        "--type=merge",
-        "-p",
-        '{"spec": {"clusterRole": "jupyter-gateway-kernels"}}',
-    )
+    binding = wait_children(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)["rolebinding"]
+    assert binding["roleRef"]["name"] == "jupyter-gateway-kernels"
+    assert binding["metadata"]["uid"] == gw["rolebinding"]["metadata"]["uid"], "never deleted"
 
 
 @pytest.mark.parametrize(
@@ -358,18 +428,20 @@ def test_3b_a_cluster_role_without_the_label_is_refused(cluster):
         ({"cullBusy": "yes"}, "spec.cullBusy"),
     ],
 )
-def test_4_invalid_input_is_rejected_at_apply_and_changes_nothing(cluster, spec, message):
-    cp = cluster["cp"]
-    name = "jupytergateway-sample"
-    versions = resource_versions(cp, "default", name, GATEWAY_CHILDREN)
-    cr = {"apiVersion": f"{GROUP}/v1alpha1", "kind": "JupyterGateway", "metadata": {"name": name}, "spec": spec}
+def test_4_invalid_input_is_rejected_at_apply_and_changes_nothing(seed, spec, message):
+    state, _, _ = seed
+    cp = state["cp"]
+    before = fingerprints(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)
+    generation = get(cp, "jupytergateway", GATEWAY)["metadata"]["generation"]
+    cr = {"apiVersion": f"{GROUP}/v1alpha1", "kind": "JupyterGateway", "metadata": {"name": GATEWAY}, "spec": spec}
     res = cp.kubectl("apply", "-f", "-", input=json.dumps(cr), check=False)
     assert res.returncode != 0 and message in res.stderr, res.stderr
-    assert resource_versions(cp, "default", name, GATEWAY_CHILDREN) == versions
+    assert get(cp, "jupytergateway", GATEWAY)["metadata"]["generation"] == generation
+    assert fingerprints(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN) == before
 
 
-def test_4b_unknown_fields_and_bad_names_are_rejected(cluster):
-    cp = cluster["cp"]
+def test_4b_unknown_fields_and_bad_names_are_rejected(scenario):
+    cp = scenario["cp"]
     bad = {
         "apiVersion": f"{GROUP}/v1alpha1",
         "kind": "JupyterNotebook",
@@ -381,121 +453,126 @@ def test_4b_unknown_fields_and_bad_names_are_rejected(cluster):
     bad = {"apiVersion": f"{GROUP}/v1alpha1", "kind": "JupyterGateway", "metadata": {"name": "x-notebook"}, "spec": {}}
     res = cp.kubectl("apply", "-f", "-", input=json.dumps(bad), check=False)
     assert res.returncode != 0 and "metadata.name" in res.stderr, res.stderr
+    assert get(cp, "jupytergateway", "x-notebook") is None and get(cp, "jupyternotebook", "bob") is None
 
 
-def test_5_hook_server_down_keeps_children_then_converges(cluster):
-    cp = cluster["cp"]
-    name = "jupytergateway-sample"
-    cluster["hooks"].stop()
-    versions = resource_versions(cp, "default", name, GATEWAY_CHILDREN)
-    cp.kubectl("patch", "jupytergateway", name, "--type=merge", "-p", '{"spec": {"cullInterval": 30}}')
+def test_5_hook_server_down_keeps_children_then_converges(seed):
+    state, _, _ = seed
+    cp = state["cp"]
+    before = fingerprints(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)
+    status_before = get(cp, "jupytergateway", GATEWAY)["status"]
+    state["hooks"].stop()  # the autouse fixture starts a new one whatever happens here
+    patch(cp, "jupytergateway", GATEWAY, {"cullInterval": 30})
     wait_for(
         lambda: (
             "SyncError"
-            in cp.kubectl("get", "events", "-n", "default", "--field-selector", f"involvedObject.name={name}").stdout
+            in cp.kubectl("get", "events", "-n", "default", "--field-selector", f"involvedObject.name={GATEWAY}").stdout
         ),
         timeout=60,
         what="a SyncError event",
     )
-    assert resource_versions(cp, "default", name, GATEWAY_CHILDREN) == versions, "children untouched while down"
-    cluster["hooks"] = HookServer(cp.workdir)
-    # Same port is not guaranteed: point the controllers at the new server (Metacontroller keeps running).
-    cp.kubectl("apply", "-k", str(overlay(cp.workdir, cluster["hooks"].port)))
+    assert fingerprints(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN) == before, "children untouched"
+    assert get(cp, "jupytergateway", GATEWAY)["status"] == status_before, "no status written while down"
+    use_hooks(state)  # a new port: the CompositeControllers are re-pointed, Metacontroller keeps running
     wait_for(
         lambda: (
-            '"cull_interval": 30'
-            in get(cp, "configmap", f"{name}-gateway")["data"]["jupyter_enterprise_gateway_config.json"]
+            (c := get(cp, "configmap", f"{GATEWAY}-gateway"))
+            and '"cull_interval": 30' in c["data"]["jupyter_enterprise_gateway_config.json"]
         ),
         timeout=90,
         what="convergence after the outage",
     )
+    wait_status(cp, "a current status", "jupytergateway", GATEWAY, predicate=current)
+    assert cp.metacontroller is not None and cp.metacontroller.pid == state["metacontroller_pid"]
 
 
-def test_5b_a_deleted_gateway_is_reported_and_the_notebook_kept(cluster):
-    cp = cluster["cp"]
+def test_5b_a_deleted_gateway_is_reported_and_the_notebook_kept(scenario):
+    cp = scenario["cp"]
     cp.apply({"apiVersion": f"{GROUP}/v1alpha1", "kind": "JupyterGateway", "metadata": {"name": "doomed"}, "spec": {}})
-    cp.apply(
-        {
-            "apiVersion": f"{GROUP}/v1alpha1",
-            "kind": "JupyterNotebook",
-            "metadata": {"name": "orphan"},
-            "spec": {"gateway": {"name": "doomed"}},
-        }
-    )
+    cp.apply(notebook("orphan", gateway={"name": "doomed"}))
     wait_children(cp, "default", "orphan", "JupyterNotebook", NOTEBOOK_CHILDREN)
-    versions = resource_versions(cp, "default", "orphan", NOTEBOOK_CHILDREN)
-    cp.kubectl("delete", "jupytergateway", "doomed", "--wait=true")
-    wait_for(
-        lambda: condition(get(cp, "jupyternotebook", "orphan"), "GatewayReady").get("reason") == "GatewayNotFound",
-        timeout=60,
-        what="GatewayNotFound",
+    wait_status(
+        cp,
+        "orphan sees its gateway",
+        "jupyternotebook",
+        "orphan",
+        predicate=lambda o: current(o) and reason(o, "GatewayReady") == "GatewayNotReady",
     )
-    assert resource_versions(cp, "default", "orphan", NOTEBOOK_CHILDREN) == versions
+    before = {
+        r: o["metadata"]["uid"]
+        for r, o in wait_children(cp, "default", "orphan", "JupyterNotebook", NOTEBOOK_CHILDREN).items()
+    }
+    cp.kubectl("delete", "jupytergateway", "doomed", "--wait=true")
+    wait_status(
+        cp,
+        "GatewayNotFound",
+        "jupyternotebook",
+        "orphan",
+        predicate=lambda o: reason(o, "GatewayReady") == "GatewayNotFound",
+    )
+    # Kept, the same objects (the hooks take back only what the gateway gave: its token and the
+    # labels its NetworkPolicy admits, so the Deployment and Secret are updated, never recreated).
+    after = wait_children(cp, "default", "orphan", "JupyterNotebook", NOTEBOOK_CHILDREN)
+    assert {r: o["metadata"]["uid"] for r, o in after.items()} == before
 
 
-def test_6_hot_swap_of_the_hook_server_without_restarting_metacontroller(cluster):
-    cp = cluster["cp"]
-    deployment = get(cp, "deployment", "jupyternotebook-sample-notebook")
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == DEFAULT_NOTEBOOK_IMAGE
-    old = cluster["hooks"]
-    cluster["hooks"] = HookServer(cp.workdir, app="hooks_next:create_app", name="hooks-next", factory=True)
-    cp.kubectl("apply", "-k", str(overlay(cp.workdir, cluster["hooks"].port)))
+def test_6_hot_swap_of_the_hook_server_without_restarting_metacontroller(seed):
+    state, _, nb = seed
+    cp = state["cp"]
+    assert nb["deployment"]["spec"]["template"]["spec"]["containers"][0]["image"] == DEFAULT_NOTEBOOK_IMAGE
+    old = state["hooks"]
+    use_hooks(state, app="hooks_next:create_app", name="hooks-next", factory=True)
     wait_for(
         lambda: (
-            get(cp, "deployment", "jupyternotebook-sample-notebook")["spec"]["template"]["spec"]["containers"][0][
-                "image"
-            ]
-            == NEXT_IMAGE
+            (d := get(cp, "deployment", f"{NOTEBOOK}-notebook"))
+            and d["spec"]["template"]["spec"]["containers"][0]["image"] == NEXT_IMAGE
         ),
         timeout=90,
         what="the new version's image",
     )
     old.stop()
     assert cp.metacontroller is not None and cp.metacontroller.alive()
-    assert cp.metacontroller.pid == cluster["metacontroller_pid"], "Metacontroller was not restarted"
+    assert cp.metacontroller.pid == state["metacontroller_pid"], "Metacontroller was not restarted"
 
 
-def test_7_deleting_a_notebook_garbage_collects_its_children(cluster):
-    cp = cluster["cp"]
-    cp.kubectl("delete", "jupyternotebook", "alice", "-n", "team-a", "--wait=true")
+def test_7_deleting_a_notebook_garbage_collects_its_children(seed):
+    state, _, _ = seed
+    cp = state["cp"]
+    cp.apply(notebook("alice"))
+    wait_children(cp, "default", "alice", "JupyterNotebook", NOTEBOOK_CHILDREN)
+    cp.kubectl("delete", "jupyternotebook", "alice", "--wait=true")
     wait_for(
-        lambda: all(get(cp, r, f"alice{s}", "-n", "team-a") is None for r, s in NOTEBOOK_CHILDREN),
+        lambda: all(get(cp, r, f"alice{s}") is None for r, s in NOTEBOOK_CHILDREN),
         timeout=90,
         what="garbage collection of alice's children",
     )
+    assert get(cp, "deployment", f"{NOTEBOOK}-notebook") is not None, "only alice's children go"
 
 
-def test_8_measure_apply_to_children_and_hook_calls(cluster):
-    cp = cluster["cp"]
+def test_8_measure_apply_to_children(seed):
+    """Prints how long a notebook takes from `kubectl apply` to each child (a figure, not a limit)."""
+    state, _, _ = seed
+    cp = state["cp"]
     samples = []
     for i in range(5):
         name = f"timing-{i}"
         started = time.monotonic()
-        cp.apply(
-            {
-                "apiVersion": f"{GROUP}/v1alpha1",
-                "kind": "JupyterNotebook",
-                "metadata": {"name": name},
-                "spec": {"gateway": {"name": "jupytergateway-sample"}},
-            }
-        )
-        seen = {}
-        while len(seen) < len(NOTEBOOK_CHILDREN) and time.monotonic() - started < 60:
+        cp.apply(notebook(name))
+        seen: dict[str, float] = {}
+
+        def all_seen(name=name, started=started, seen=seen) -> bool:
             for resource, suffix in NOTEBOOK_CHILDREN:
                 if resource not in seen and get(cp, resource, f"{name}{suffix}") is not None:
                     seen[resource] = time.monotonic() - started
-            time.sleep(0.05)
-        assert len(seen) == len(NOTEBOOK_CHILDREN)
+            return len(seen) == len(NOTEBOOK_CHILDREN)
+
+        wait_for(all_seen, timeout=60, interval=0.05, what=f"children of {name}")
         samples.append(seen)
     medians = {r: statistics.median(s[r] for s in samples) for r, _ in NOTEBOOK_CHILDREN}
-    calls = cluster["hooks"].calls()
     print(
         "\n[e2e] median seconds from `kubectl apply` of a JupyterNotebook to its child existing:",
         {r: round(v, 2) for r, v in medians.items()},
     )
-    print(
-        f"[e2e] seed scenario, apply to all children: {cluster['timings'].get('seed: apply to all children', 0):.2f}s"
-    )
-    print(f"[e2e] hook calls served by the current hook server: {dict(calls)}")
-    assert all(v < 30 for v in medians.values())
-    assert calls["/sync/jupyternotebook"] >= 5
+    if "seed: apply to all children" in state["timings"]:
+        print(f"[e2e] seed scenario, apply to all children: {state['timings']['seed: apply to all children']:.2f}s")
+    print(f"[e2e] hook calls served by the current hook server: {dict(state['hooks'].calls())}")

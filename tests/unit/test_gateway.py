@@ -187,13 +187,19 @@ def test_cluster_role_is_bound_in_the_gateways_namespace_only():
 
 
 def test_customize_asks_for_the_cluster_role():
+    approved = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "resource": "clusterroles",
+        "labelSelector": {"matchLabels": {"kubeflow.tkestack.io/gateway-kernel-role": "true"}},
+    }
     assert customize_gateway(gateway(clusterRole="x-kernels")) == {
         "relatedResources": [
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "resource": "clusterroles", "names": ["x-kernels"]}
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "resource": "clusterroles", "names": ["x-kernels"]},
+            approved,
         ]
     }
     assert customize_gateway(gateway())["relatedResources"][0]["names"] == ["jupyter-gateway-kernels"]
-    assert customize_gateway(gateway(clusterRole=7)) == {"relatedResources": []}
+    assert customize_gateway(gateway(clusterRole=7)) == {"relatedResources": [approved]}
 
 
 @pytest.mark.parametrize(

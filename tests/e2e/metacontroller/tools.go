@@ -1,6 +1,0 @@
-//go:build tools
-
-// Package tools keeps the built main package in go.mod / go.sum.
-package tools
-
-import _ "metacontroller/pkg/cmd/metacontroller"
