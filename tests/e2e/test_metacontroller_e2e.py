@@ -41,6 +41,7 @@ CHILD_SELECTOR = "app.kubernetes.io/managed-by=metacontroller,app.kubernetes.io/
 CHILD_RESOURCES = (
     "deployments,services,secrets,configmaps,serviceaccounts,rolebindings,networkpolicies,persistentvolumeclaims"
 )
+PARENT_KINDS = ("JupyterGateway", "JupyterNotebook")
 GATEWAY = "jupytergateway-sample"
 NOTEBOOK = "jupyternotebook-sample"
 
@@ -204,11 +205,24 @@ def clean_up(state: dict) -> None:
         cp.kubectl("delete", kind, "--all", "-A", "--wait=true", "--timeout=60s")
     cp.kubectl("delete", "namespace", "-l", f"{SCENARIO_LABEL}=true", "--wait=true", "--timeout=90s")
     cp.kubectl("delete", "clusterrole", "-l", f"{SCENARIO_LABEL}=true", "--wait=true")
-    wait_for(
-        lambda: not cp.kubectl("get", CHILD_RESOURCES, "-A", "-l", CHILD_SELECTOR, "-o", "name").stdout.strip(),
-        timeout=90,
-        what="garbage collection of every child",
-    )
+    wait_for(lambda: not owned_children(cp), timeout=90, what="garbage collection of every child")
+
+
+def owned_children(cp: ControlPlane) -> list[str]:
+    """Objects a JupyterGateway or JupyterNotebook owns: what Metacontroller made for the parents.
+
+    Other e2e tests of the session apply rendered children directly, with the same labels and no
+    owner; they are theirs, so the garbage collection waited for here is of owned objects only.
+    """
+    items = cp.kubectl_json("get", CHILD_RESOURCES, "-A", "-l", CHILD_SELECTOR)["items"]
+    return [
+        f"{item['kind']} {item['metadata']['namespace']}/{item['metadata']['name']}"
+        for item in items
+        if any(
+            ref["apiVersion"].split("/")[0] == GROUP and ref["kind"] in PARENT_KINDS
+            for ref in item["metadata"].get("ownerReferences", [])
+        )
+    ]
 
 
 @pytest.fixture(autouse=True)
