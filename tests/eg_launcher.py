@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import types
 from pathlib import Path
 
 import jinja2
@@ -61,7 +62,7 @@ def launcher_source() -> str:
 def _launcher_functions() -> dict:
     """yaml_safe_str and generate_kernel_pod_yaml of the real launcher, with its constants."""
     tree = ast.parse(launcher_source())
-    wanted = {"yaml_safe_str", "generate_kernel_pod_yaml"}
+    wanted = {"yaml_safe_str", "generate_kernel_pod_yaml", "extend_pod_env"}
     body = [
         node
         for node in tree.body
@@ -85,8 +86,10 @@ def keywords(env: dict) -> dict:
     return out
 
 
-def render_pod(template: str, env: dict) -> list[dict]:
-    """The objects launch_kubernetes.py would create for ``env``, from ``template``."""
+def render_pod(template: str, env: dict, extend_env: bool = False) -> list[dict]:
+    """The objects launch_kubernetes.py would create for ``env``, from ``template``; with
+    ``extend_env``, each Pod also gets the launcher's ``extend_pod_env``: ``env`` (the
+    launcher's whole environment) added to its first container's env, as before the create."""
     with tempfile.TemporaryDirectory() as scripts:
         launcher = os.path.join(scripts, "launch_kubernetes.py")
         shutil.copy(sdist() / LAUNCHER, launcher)
@@ -102,4 +105,8 @@ def render_pod(template: str, env: dict) -> list[dict]:
         }
         exec(compile(module, launcher, "exec"), namespace)
         text = namespace["generate_kernel_pod_yaml"](keywords(env))
-    return [doc for doc in yaml.safe_load_all(text) if doc]
+        docs = [doc for doc in yaml.safe_load_all(text) if doc]
+        if extend_env:
+            namespace["os"] = types.SimpleNamespace(environ=dict(env), path=os.path)
+            docs = [namespace["extend_pod_env"](d) if d.get("kind") == "Pod" else d for d in docs]
+    return docs

@@ -43,7 +43,15 @@ DEFAULT_CONTROLLERS = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
+    "validatingadmissionpolicy-status-controller",  # type-checks ValidatingAdmissionPolicies
+    "clusterrole-aggregation-controller",  # fills admin, edit and view, as in any cluster
 )
+
+# Upstream's manifests/production: the ServiceAccount Metacontroller runs as (namespace, name),
+# and our files that give it its rights (manifests/metacontroller-install).
+METACONTROLLER_SERVICE_ACCOUNT = ("metacontroller", "metacontroller")
+METACONTROLLER_INSTALL = REPO_ROOT / "manifests" / "metacontroller-install"
+METACONTROLLER_RBAC_FILES = ("rbac.yaml", "kernel-roles.yaml")
 
 T = TypeVar("T")
 
@@ -424,6 +432,29 @@ class ControlPlane:
             items = manifest if isinstance(manifest, list) else [manifest]
             manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         return self.kubectl("apply", "-f", "-", input=manifest).stdout
+
+    def apply_server_side(self, objects: list[dict]) -> str:
+        """Server-side apply (field manager ``e2e``) of objects as one List; kubectl's output and warnings."""
+        items = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+        res = self.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input=items)
+        return res.stdout + res.stderr
+
+    def allowed(
+        self, user: str, verb: str, group: str, resource: str, namespace: str = "", subresource: str = ""
+    ) -> bool:
+        """The authorizer's answer for ``user`` (a ServiceAccount's username gets its groups), by a
+        SubjectAccessReview: unlike `kubectl auth can-i`, it needs no discovery of the resource."""
+        groups = ["system:authenticated"]
+        if user.startswith("system:serviceaccount:"):
+            groups += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
+        attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": groups, "resourceAttributes": {**attributes, "subresource": subresource}},
+        }
+        out = self.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout
+        return bool(json.loads(out)["status"].get("allowed"))
 
     def exists(self, *args: str) -> bool:
         """True if ``kubectl get <args>`` finds the object."""
