@@ -154,5 +154,6 @@ def test_metacontrollers_rights_are_its_controllers_types_and_no_wildcard():
             assert _allowed(rules, group, resource, verb), (resource, verb)
     assert _allowed(rules, "", "events", "create") and _allowed(rules, "", "events", "patch")
     assert _allowed(rules, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
+    assert _allowed(rules, "", "namespaces", "watch") and not _allowed(rules, "", "namespaces", "delete")
     for resource in ("compositecontrollers", "decoratorcontrollers", "controllerrevisions"):
         assert _allowed(rules, "metacontroller.k8s.io", resource, "watch"), resource

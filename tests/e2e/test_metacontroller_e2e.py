@@ -477,7 +477,8 @@ def test_0_metacontroller_runs_as_its_narrowed_service_account(scenario):
         b["roleRef"]["name"]
         for b in bindings
         if any(
-            s.get("name") == "metacontroller" and s.get("namespace") == "metacontroller" for s in b["subjects"] or []
+            s.get("name") == "metacontroller" and s.get("namespace") == "metacontroller"
+            for s in b.get("subjects") or []
         )
     }
     assert roles == {"metacontroller", BIND_ROLE}
