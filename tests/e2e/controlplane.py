@@ -520,10 +520,14 @@ class ControlPlane:
         group = "kubeflow.tkestack.io"
         wait_for(lambda: self.allowed(user, "watch", group, "jupytergateways"), timeout=30, what=f"RBAC for {user}")
         token = self.kubectl("create", "token", name, "-n", namespace, "--duration=48h").stdout.strip()
+        return self.token_kubeconfig(user, token, self.workdir / "metacontroller.kubeconfig")
+
+    def token_kubeconfig(self, user: str, token: str, path: Path) -> Path:
+        """A kubeconfig for this cluster that authenticates with ``token`` (a file, mode 0600: a
+        token never goes on a command line)."""
         config = json.loads(self.kubeconfig.read_text())
         config["users"] = [{"name": user, "user": {"token": token}}]
         config["contexts"] = [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}]
-        path = self.workdir / "metacontroller.kubeconfig"
         path.touch(mode=0o600)
         path.write_text(json.dumps(config, indent=2))
         return path
