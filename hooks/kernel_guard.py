@@ -247,7 +247,7 @@ def checked_env(env: dict, policy: dict) -> dict:
     unknown = unknown_kernel_variables(env)
     if unknown:
         raise Refused(
-            f"{unknown[0]!r} is not a kernel variable this gateway takes; it takes exactly (upper case) "
+            f"{unknown[0]!a} is not a kernel variable this gateway takes; it takes exactly (upper case) "
             f"{', '.join(ALLOWED)}"
         )
     check_namespace(env, policy)

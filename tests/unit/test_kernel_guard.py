@@ -113,9 +113,9 @@ def test_without_the_guard_the_real_launcher_takes_any_spelling_of_a_keyword():
     assert pod["metadata"]["labels"]["kernel_id"] == OTHER_KERNEL
 
 
-@pytest.mark.parametrize(("name", "value"), BYPASSES, ids=[repr(n) for n, _ in BYPASSES])
+@pytest.mark.parametrize(("name", "value"), BYPASSES, ids=[ascii(n) for n, _ in BYPASSES])
 def test_every_other_spelling_of_a_kernel_variable_is_refused_by_name(name, value):
-    with pytest.raises(guard.Refused, match=re.escape(repr(name))):
+    with pytest.raises(guard.Refused, match=re.escape(ascii(name))):
         guard.checked_env(gateway_env(**{name: value}), policy())
     # Enterprise Gateway's answer is the launcher's exit; the pod is never written.
     assert pod_through_guard(gateway_env(**{name: value})) is None
@@ -257,7 +257,7 @@ def test_any_name_is_refused_by_name_or_kept_out_of_the_launchers_environment(na
         checked = guard.checked_env(env, policy())
     except guard.Refused as exc:
         event("refused")
-        assert repr(name) in str(exc), "refused for another reason than the name"
+        assert ascii(name) in str(exc), "refused for another reason than the name"
         return
     event("kept out")
     # Kept: only names the guard takes, none of them this one; no spelling of a KERNEL_*
