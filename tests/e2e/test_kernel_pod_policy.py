@@ -45,8 +45,9 @@ PROFILE = {
 
 
 def launcher_pod(name: str = f"ws-{KERNEL_ID}", kernel_id: str = KERNEL_ID) -> dict:
-    """The kernel pod Enterprise Gateway's launcher renders from our template for a GPU kernel of
-    notebook ws, after the guard, with the launcher's environment added as it does before creating it."""
+    """The kernel pod Enterprise Gateway's whole launcher (launch_kubernetes.py of the sdist, in its
+    --pod-template mode) writes from our template for a GPU kernel of notebook ws, after the guard:
+    rendered, with its environment added as it does before creating the pod."""
     parent = gateway(GATEWAY, GATEWAY_NS, allowedNamespaces=[NOTEBOOK_NS], kernelProfiles=[PROFILE])
     parent["spec"]["defaultKernel"] = PROFILE["name"]
     children = sync_gateway(parent, {}, kernel_role(), NOW, TOKEN)["children"]
@@ -61,11 +62,9 @@ def launcher_pod(name: str = f"ws-{KERNEL_ID}", kernel_id: str = KERNEL_ID) -> d
         "KERNEL_WORKSPACE_CLAIM": "ws-workspace",
         "KERNEL_WORKING_DIR": WORKSPACE_DIR,
         "KERNEL_SERVICE_ACCOUNT_NAME": f"{GATEWAY}-gateway",  # dropped by the guard
-        "PATH": "/opt/conda/bin:/usr/bin:/bin",
     }
     env = kernel_guard.checked_env(client, json.loads(data[f"{PROFILE['name']}.policy.json"]))
-    [pod] = eg_launcher.render_pod(data[f"{PROFILE['name']}.kernel-pod.yaml.j2"], env, extend_env=True)
-    return pod
+    return eg_launcher.launch_pod(data[f"{PROFILE['name']}.kernel-pod.yaml.j2"], env, kernel_id)
 
 
 def create(cp: ControlPlane, pod: dict, *who: str, dry_run: bool = True):
@@ -136,7 +135,7 @@ def test_the_kernel_pod_the_launcher_renders_is_admitted_and_its_gateway_deletes
     stored = cp.kubectl_json("get", "pod", pod["metadata"]["name"], "-n", NOTEBOOK_NS)
     assert stored["spec"]["serviceAccountName"] == "default"
     assert stored["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    assert {e["name"] for e in stored["spec"]["containers"][0]["env"]} >= {"KERNEL_ID", "PATH"}
+    assert {e["name"] for e in stored["spec"]["containers"][0]["env"]} >= {"KERNEL_ID", "RESPONSE_ADDRESS"}
     deleted = cp.kubectl("delete", "pod", pod["metadata"]["name"], "-n", NOTEBOOK_NS, AS_GATEWAY, check=False)
     assert deleted.returncode == 0, deleted.stderr
     # The guard's kernel_sweep.py selector is all a deletion needs: component=kernel and the gateway.
