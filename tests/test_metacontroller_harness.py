@@ -20,11 +20,16 @@ UPSTREAM = "https://github.com/metacontroller/metacontroller/manifests/productio
 TUNED = ("--client-go-qps", "--client-go-burst", "--workers", "--discovery-interval")
 
 
-def test_the_install_takes_upstream_by_url_and_patches_only_the_flags():
+def test_the_install_takes_upstream_by_url_and_patches_only_the_flags_and_the_rights():
     kustomization = yaml.safe_load((INSTALL / "kustomization.yaml").read_text())
-    assert kustomization["resources"] == [UPSTREAM]
-    assert kustomization["patches"] == [{"path": "flags.yaml"}]
-    assert sorted(p.name for p in INSTALL.iterdir()) == ["flags.yaml", "kustomization.yaml"], "no upstream copies"
+    assert kustomization["resources"] == [UPSTREAM, "kernel-roles.yaml"]
+    assert kustomization["patches"] == [{"path": "flags.yaml"}, {"path": "rbac.yaml"}]
+    assert sorted(p.name for p in INSTALL.iterdir()) == [
+        "flags.yaml",
+        "kernel-roles.yaml",
+        "kustomization.yaml",
+        "rbac.yaml",
+    ], "no upstream copies"
     patch = yaml.safe_load((INSTALL / "flags.yaml").read_text())
     assert (patch["kind"], patch["metadata"]) == (
         "StatefulSet",
@@ -89,3 +94,66 @@ def test_the_harness_hands_the_hook_server_its_token_the_way_the_app_reads_it():
         h["webhook"]["authorization"]["secretRef"]["name"] for c in controllers for h in c["spec"]["hooks"].values()
     }
     assert refs == {AUTH_SECRET}
+
+
+def _rules(path: Path) -> list[dict]:
+    return [r for doc in yaml.safe_load_all(path.read_text()) if doc["kind"] == "ClusterRole" for r in doc["rules"]]
+
+
+def _allowed(rules: list[dict], group: str, resource: str, verb: str, name: str | None = None) -> bool:
+    return any(
+        group in r["apiGroups"]
+        and resource in r["resources"]
+        and verb in r["verbs"]
+        and (not r.get("resourceNames") or name in r["resourceNames"])
+        for r in rules
+    )
+
+
+def test_metacontrollers_rights_are_its_controllers_types_and_no_wildcard():
+    """Every parent, child and related type of metacontroller/*.yaml is covered with the verbs
+    Metacontroller uses, nothing is a wildcard, and `bind` names exactly the shipped kernel role."""
+    rules = _rules(INSTALL / "rbac.yaml")
+    binds = _rules(INSTALL / "kernel-roles.yaml")
+    assert not [r for r in rules + binds for field in ("apiGroups", "resources", "verbs") if "*" in r[field]]
+    assert not [r for r in rules if {"bind", "escalate", "impersonate"} & set(r["verbs"])]
+    assert binds == [
+        {
+            "apiGroups": ["rbac.authorization.k8s.io"],
+            "resources": ["clusterroles"],
+            "verbs": ["bind"],
+            "resourceNames": ["jupyter-gateway-kernels"],
+        }
+    ]
+    kernel_role = yaml.safe_load((ROOT / "manifests" / "rbac" / "kernel-clusterrole.yaml").read_text())
+    assert kernel_role["metadata"]["name"] in binds[0]["resourceNames"]
+    assert not _allowed(rules, "", "pods", "create"), "it may not run pods (nor hold the kernel role's rights)"
+    controllers = [
+        yaml.safe_load((ROOT / "metacontroller" / f).read_text())
+        for f in ("jupytergateway.yaml", "jupyternotebook.yaml")
+    ]
+    for controller in controllers:
+        spec = controller["spec"]
+        group = spec["parentResource"]["apiVersion"].rpartition("/")[0]
+        parent = spec["parentResource"]["resource"]
+        for verb in ("get", "list", "watch", "update"):
+            assert _allowed(rules, group, parent, verb), (parent, verb)
+        assert _allowed(rules, group, f"{parent}/status", "update")
+        assert _allowed(rules, group, f"{parent}/finalizers", "update")
+        for child in spec["childResources"]:
+            child_group = child["apiVersion"].rpartition("/")[0]
+            for verb in ("get", "list", "watch", "create", "update", "patch", "delete"):
+                assert _allowed(rules, child_group, child["resource"], verb), (child["resource"], verb)
+    # Related objects the customize hooks ask for (hooks/gateway.py, hooks/notebook.py).
+    for group, resource in (
+        ("kubeflow.tkestack.io", "jupytergateways"),
+        ("", "secrets"),
+        ("rbac.authorization.k8s.io", "clusterroles"),
+    ):
+        for verb in ("get", "list", "watch"):
+            assert _allowed(rules, group, resource, verb), (resource, verb)
+    assert _allowed(rules, "", "events", "create") and _allowed(rules, "", "events", "patch")
+    assert _allowed(rules, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
+    assert _allowed(rules, "", "namespaces", "watch") and not _allowed(rules, "", "namespaces", "delete")
+    for resource in ("compositecontrollers", "decoratorcontrollers", "controllerrevisions"):
+        assert _allowed(rules, "metacontroller.k8s.io", resource, "watch"), resource

@@ -11,6 +11,7 @@ fail saying what is missing).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -82,3 +83,33 @@ def metacontroller(control_plane: ControlPlane) -> Iterator:
         yield proc
     finally:
         control_plane.stop_metacontroller()
+
+
+@pytest.fixture(scope="module")
+def installed(control_plane: ControlPlane) -> ControlPlane:
+    """`kubectl apply -k` of everything but the CompositeControllers, whose kind only exists
+    once Metacontroller's CRDs are installed (Metacontroller cannot be fetched here)."""
+    overlay = control_plane.workdir / "overlay-without-metacontroller"
+    overlay.mkdir(exist_ok=True)
+    delete = [
+        {
+            "patch": json.dumps(
+                {
+                    "apiVersion": "metacontroller.k8s.io/v1alpha1",
+                    "kind": "CompositeController",
+                    "metadata": {"name": name},
+                    "$patch": "delete",
+                }
+            )
+        }
+        for name in ("jupytergateway-controller", "jupyternotebook-controller")
+    ]
+    manifests = os.path.relpath(REPO_ROOT / "manifests", overlay)
+    (overlay / "kustomization.yaml").write_text(json.dumps({"resources": [manifests], "patches": delete}))
+    control_plane.kubectl("apply", "-k", str(overlay))
+    for crd in ("jupytergateways", "jupyternotebooks"):
+        control_plane.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubeflow.tkestack.io", "--timeout=60s")
+        control_plane.wait_for_resource(f"{crd}.kubeflow.tkestack.io")
+    restricted = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
+    control_plane.create_namespace("e2e-restricted", restricted)
+    return control_plane

@@ -43,7 +43,15 @@ DEFAULT_CONTROLLERS = (
     "serviceaccount-controller",
     "serviceaccount-token-controller",
     "root-ca-certificate-publisher-controller",
+    "validatingadmissionpolicy-status-controller",  # type-checks ValidatingAdmissionPolicies
+    "clusterrole-aggregation-controller",  # fills admin, edit and view, as in any cluster
 )
+
+# Upstream's manifests/production: the ServiceAccount Metacontroller runs as (namespace, name),
+# and our files that give it its rights (manifests/metacontroller-install).
+METACONTROLLER_SERVICE_ACCOUNT = ("metacontroller", "metacontroller")
+METACONTROLLER_INSTALL = REPO_ROOT / "manifests" / "metacontroller-install"
+METACONTROLLER_RBAC_FILES = ("rbac.yaml", "kernel-roles.yaml")
 
 T = TypeVar("T")
 
@@ -425,6 +433,29 @@ class ControlPlane:
             manifest = json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
         return self.kubectl("apply", "-f", "-", input=manifest).stdout
 
+    def apply_server_side(self, objects: list[dict]) -> str:
+        """Server-side apply (field manager ``e2e``) of objects as one List; kubectl's output and warnings."""
+        items = json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+        res = self.kubectl("apply", "--server-side", "--field-manager=e2e", "-f", "-", input=items)
+        return res.stdout + res.stderr
+
+    def allowed(
+        self, user: str, verb: str, group: str, resource: str, namespace: str = "", subresource: str = ""
+    ) -> bool:
+        """The authorizer's answer for ``user`` (a ServiceAccount's username gets its groups), by a
+        SubjectAccessReview: unlike `kubectl auth can-i`, it needs no discovery of the resource."""
+        groups = ["system:authenticated"]
+        if user.startswith("system:serviceaccount:"):
+            groups += ["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}"]
+        attributes = {"verb": verb, "group": group, "resource": resource, "namespace": namespace}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": groups, "resourceAttributes": {**attributes, "subresource": subresource}},
+        }
+        out = self.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(review)).stdout
+        return bool(json.loads(out)["status"].get("allowed"))
+
     def exists(self, *args: str) -> bool:
         """True if ``kubectl get <args>`` finds the object."""
         res = self.kubectl("get", *args, "--ignore-not-found", "-o", "name", check=False)
@@ -458,14 +489,59 @@ class ControlPlane:
             self.kubectl("wait", "--for=condition=Established", f"crd/{crd}.metacontroller.k8s.io", "--timeout=60s")
         return binary
 
+    def metacontroller_identity(self) -> Path:
+        """A kubeconfig for Metacontroller's ServiceAccount, bound to the install's ClusterRoles only.
+
+        As the install does (manifests/metacontroller-install): upstream's ServiceAccount
+        metacontroller/metacontroller and its ClusterRoleBinding to the ClusterRole `metacontroller`,
+        whose rules are ours (rbac.yaml), plus `bind` on the approved kernel roles (kernel-roles.yaml).
+        The token comes from the TokenRequest API, as a pod's would.
+        """
+        namespace, name = METACONTROLLER_SERVICE_ACCOUNT
+        self.apply(
+            [
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": namespace}},
+                {
+                    "apiVersion": "rbac.authorization.k8s.io/v1",
+                    "kind": "ClusterRoleBinding",
+                    "metadata": {"name": "metacontroller"},
+                    "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+                    "roleRef": {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "ClusterRole",
+                        "name": "metacontroller",
+                    },
+                },
+            ]
+        )
+        self.kubectl("apply", *[f"-f={METACONTROLLER_INSTALL / f}" for f in METACONTROLLER_RBAC_FILES])
+        user = f"system:serviceaccount:{namespace}:{name}"
+        group = "kubeflow.tkestack.io"
+        wait_for(lambda: self.allowed(user, "watch", group, "jupytergateways"), timeout=30, what=f"RBAC for {user}")
+        token = self.kubectl("create", "token", name, "-n", namespace, "--duration=48h").stdout.strip()
+        return self.token_kubeconfig(user, token, self.workdir / "metacontroller.kubeconfig")
+
+    def token_kubeconfig(self, user: str, token: str, path: Path) -> Path:
+        """A kubeconfig for this cluster that authenticates with ``token`` (a file, mode 0600: a
+        token never goes on a command line)."""
+        config = json.loads(self.kubeconfig.read_text())
+        config["users"] = [{"name": user, "user": {"token": token}}]
+        config["contexts"] = [{"name": "e2e", "context": {"cluster": "e2e", "user": user}}]
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(config, indent=2))
+        return path
+
     def start_metacontroller(self, extra_args: Sequence[str] = (), log_level: int = 4) -> Process:
-        """Apply Metacontroller's CRDs, then run $METACONTROLLER_BIN out of cluster as admin.
+        """Apply Metacontroller's CRDs, then run $METACONTROLLER_BIN out of cluster as its
+        ServiceAccount with the install's narrowed RBAC (``metacontroller_identity``).
 
         Returns the Process (``.pid``, ``.log``, ``.ports``) once /readyz answers 200.
         """
         if self.metacontroller and self.metacontroller.alive():
             raise ControlPlaneError("metacontroller already running; call stop_metacontroller() first")
         binary = self.apply_metacontroller_crds()
+        kubeconfig = self.metacontroller_identity()
         metrics, health = free_port(), free_port()
         proc = self._spawn(
             "metacontroller",
@@ -476,7 +552,7 @@ class ControlPlane:
                 f"--health-probe-bind-address=127.0.0.1:{health}",
                 *extra_args,
             ],
-            env={"KUBECONFIG": str(self.kubeconfig)},
+            env={"KUBECONFIG": str(kubeconfig)},
         )
         proc.ports = {"metrics": metrics, "health": health}
         self.metacontroller = proc
@@ -495,7 +571,7 @@ class ControlPlane:
             self.metacontroller = None
 
 
-SHIPPED_FLAGS_FILE = REPO_ROOT / "manifests" / "metacontroller-install" / "flags.yaml"
+SHIPPED_FLAGS_FILE = METACONTROLLER_INSTALL / "flags.yaml"
 
 
 def shipped_metacontroller_flags() -> list[str]:

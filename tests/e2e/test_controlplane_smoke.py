@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from controlplane import ControlPlane, wait_for
+from controlplane import METACONTROLLER_SERVICE_ACCOUNT, ControlPlane, wait_for
 
 WIDGET_CRD = """
 apiVersion: apiextensions.k8s.io/v1
@@ -204,8 +204,48 @@ def sync_hook_url() -> Iterator[str]:
         server.server_close()
 
 
+@pytest.fixture
+def smoke_parent_rights(control_plane: ControlPlane) -> Iterator[None]:
+    """Metacontroller runs with the install's ClusterRoles, which cover elastic-jupyter's types only:
+    another CompositeController's parent type is granted to it, as the README says (before it starts)."""
+    namespace, name = METACONTROLLER_SERVICE_ACCOUNT
+    control_plane.apply(
+        [
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRole",
+                "metadata": {"name": "metacontroller-smokeparents"},
+                "rules": [
+                    {
+                        "apiGroups": ["e2e.example.com"],
+                        "resources": ["smokeparents", "smokeparents/status", "smokeparents/finalizers"],
+                        "verbs": ["get", "list", "watch", "update", "patch"],
+                    }
+                ],
+            },
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "metacontroller-smokeparents"},
+                "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "metacontroller-smokeparents",
+                },
+            },
+        ]
+    )
+    try:
+        yield
+    finally:
+        control_plane.kubectl("delete", "clusterrolebinding,clusterrole", "metacontroller-smokeparents")
+
+
 @pytest.mark.metacontroller
-def test_metacontroller_composite_controller(control_plane: ControlPlane, metacontroller, sync_hook_url: str) -> None:
+def test_metacontroller_composite_controller(
+    control_plane: ControlPlane, smoke_parent_rights, metacontroller, sync_hook_url: str
+) -> None:
     cp = control_plane
     cp.apply(PARENT_CRD)
     cp.kubectl("wait", "--for=condition=Established", "crd/smokeparents.e2e.example.com", "--timeout=60s")

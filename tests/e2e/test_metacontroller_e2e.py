@@ -24,9 +24,11 @@ import base64
 import json
 import statistics
 import time
+from pathlib import Path
 
 import pytest
-from controlplane import REPO_ROOT, ControlPlane, shipped_metacontroller_flags, wait_for
+import yaml
+from controlplane import METACONTROLLER_INSTALL, REPO_ROOT, ControlPlane, shipped_metacontroller_flags, wait_for
 from hooks_next import NEXT_IMAGE
 from hookserver import HookServer, hook_token, overlay
 
@@ -35,6 +37,9 @@ from hooks.models import DEFAULT_NOTEBOOK_IMAGE
 pytestmark = [pytest.mark.e2e, pytest.mark.metacontroller]
 
 SAMPLES = REPO_ROOT / "manifests" / "samples"
+RBAC = METACONTROLLER_INSTALL / "rbac.yaml"
+KERNEL_ROLES = METACONTROLLER_INSTALL / "kernel-roles.yaml"
+BIND_ROLE = "metacontroller-gateway-kernel-roles"  # `bind` on the approved kernel roles, by name
 GROUP = "kubeflow.tkestack.io"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 SCENARIO_LABEL = "e2e-scenario"  # on namespaces and ClusterRoles a test creates, so teardown finds them
@@ -42,6 +47,7 @@ CHILD_SELECTOR = "app.kubernetes.io/managed-by=metacontroller,app.kubernetes.io/
 CHILD_RESOURCES = (
     "deployments,services,secrets,configmaps,serviceaccounts,rolebindings,networkpolicies,persistentvolumeclaims"
 )
+PARENT_KINDS = ("JupyterGateway", "JupyterNotebook")
 GATEWAY = "jupytergateway-sample"
 NOTEBOOK = "jupyternotebook-sample"
 
@@ -205,11 +211,25 @@ def clean_up(state: dict) -> None:
         cp.kubectl("delete", kind, "--all", "-A", "--wait=true", "--timeout=60s")
     cp.kubectl("delete", "namespace", "-l", f"{SCENARIO_LABEL}=true", "--wait=true", "--timeout=90s")
     cp.kubectl("delete", "clusterrole", "-l", f"{SCENARIO_LABEL}=true", "--wait=true")
-    wait_for(
-        lambda: not cp.kubectl("get", CHILD_RESOURCES, "-A", "-l", CHILD_SELECTOR, "-o", "name").stdout.strip(),
-        timeout=90,
-        what="garbage collection of every child",
-    )
+    cp.kubectl("apply", "-f", str(KERNEL_ROLES))  # what Metacontroller may bind, as shipped
+    wait_for(lambda: not owned_children(cp), timeout=90, what="garbage collection of every child")
+
+
+def owned_children(cp: ControlPlane) -> list[str]:
+    """Objects a JupyterGateway or JupyterNotebook owns: what Metacontroller made for the parents.
+
+    Other e2e tests of the session apply rendered children directly, with the same labels and no
+    owner; they are theirs, so the garbage collection waited for here is of owned objects only.
+    """
+    items = cp.kubectl_json("get", CHILD_RESOURCES, "-A", "-l", CHILD_SELECTOR)["items"]
+    return [
+        f"{item['kind']} {item['metadata']['namespace']}/{item['metadata']['name']}"
+        for item in items
+        if any(
+            ref["apiVersion"].split("/")[0] == GROUP and ref["kind"] in PARENT_KINDS
+            for ref in item["metadata"].get("ownerReferences", [])
+        )
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -220,6 +240,13 @@ def scenario(cluster):
         yield cluster
     finally:
         clean_up(cluster)
+
+
+def let_metacontroller_bind(cp: ControlPlane, role: str) -> None:
+    """The admin's step of approving a kernel role that RBAC enforces (README, "Approving another
+    kernel role"): Metacontroller may bind it. clean_up restores the shipped list."""
+    add = {"op": "add", "path": "/rules/0/resourceNames/-", "value": role}
+    cp.kubectl("patch", "clusterrole", BIND_ROLE, "--type=json", "-p", json.dumps([add]))
 
 
 def apply_samples(cp) -> None:
@@ -356,6 +383,7 @@ def test_2b_keep_paths_take_back_what_the_gateway_no_longer_grants(seed):
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
         }
     )
+    let_metacontroller_bind(cp, "e2e-kernels-15")  # README, "Approving another kernel role"
     patch(cp, "jupytergateway", GATEWAY, {"allowedNamespaces": ["team-a"], "clusterRole": "e2e-kernels-15"})
     cp.apply(notebook("alice", "team-a"))
     with_binding = [*NOTEBOOK_CHILDREN, ("rolebinding", "-gateway-kernels")]
@@ -480,6 +508,9 @@ def test_3a_updates_reach_children(seed):
             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
         }
     )
+    # Approving a role takes both steps of the README: the label, and `bind` for Metacontroller
+    # (without it the API server refuses the RoleBinding: test_3c).
+    let_metacontroller_bind(cp, "e2e-kernels")
     old_uid = gw["rolebinding"]["metadata"]["uid"]
     patch(cp, "jupytergateway", GATEWAY, {"clusterRole": "e2e-kernels"})
     binding = wait_for(
@@ -511,6 +542,48 @@ def test_3b_a_cluster_role_without_the_label_is_refused(seed):
     binding = wait_children(cp, "default", GATEWAY, "JupyterGateway", GATEWAY_CHILDREN)["rolebinding"]
     assert binding["roleRef"]["name"] == "jupyter-gateway-kernels"
     assert binding["metadata"]["uid"] == gw["rolebinding"]["metadata"]["uid"], "never deleted"
+
+
+def test_3c_the_api_server_refuses_a_hook_that_binds_cluster_admin(scenario):
+    """A hook bug (hooks_buggy.py: the gateway's RoleBinding binds cluster-admin) meets
+    Metacontroller's narrowed ClusterRole: `bind` only on the approved kernel roles, so the API
+    server refuses the RoleBinding (403) and Metacontroller reports it; the other children are made."""
+    cp = scenario["cp"]
+    use_hooks(scenario, app="hooks_buggy:create_app", name="hooks-buggy", factory=True)
+    cp.apply({"apiVersion": f"{GROUP}/v1alpha1", "kind": "JupyterGateway", "metadata": {"name": "bug"}, "spec": {}})
+    refused = wait_for(
+        lambda: [
+            e["message"]
+            for e in get(cp, "events", "-n", "default", "--field-selector", "involvedObject.name=bug")["items"]
+            if e["reason"] == "SyncError" and "attempting to grant RBAC permissions not currently held" in e["message"]
+        ],
+        timeout=60,
+        what="Metacontroller's SyncError for the refused RoleBinding",
+    )
+    assert 'rolebindings.rbac.authorization.k8s.io "bug-gateway" is forbidden' in refused[0], refused
+    wait_for(lambda: get(cp, "configmap", "bug-gateway"), timeout=60, what="the gateway's other children")
+    assert get(cp, "rolebinding", "bug-gateway") is None
+    bindings = get(cp, "rolebindings,clusterrolebindings", "-A")["items"]
+    assert not [b for b in bindings if b["roleRef"]["name"] == "cluster-admin" and "bug" in b["metadata"]["name"]]
+
+
+def test_0_metacontroller_runs_as_its_narrowed_service_account(scenario):
+    cp = scenario["cp"]
+    environ = Path(f"/proc/{cp.metacontroller.pid}/environ").read_bytes().split(b"\0")
+    kubeconfig = next(v.split(b"=", 1)[1].decode() for v in environ if v.startswith(b"KUBECONFIG="))
+    who = json.loads(cp.kubectl(f"--kubeconfig={kubeconfig}", "auth", "whoami", "-o", "json").stdout)
+    assert who["status"]["userInfo"]["username"] == "system:serviceaccount:metacontroller:metacontroller"
+    bindings = get(cp, "clusterrolebindings")["items"]
+    roles = {
+        b["roleRef"]["name"]
+        for b in bindings
+        if any(
+            s.get("name") == "metacontroller" and s.get("namespace") == "metacontroller"
+            for s in b.get("subjects") or []
+        )
+    }
+    assert roles == {"metacontroller", BIND_ROLE}
+    assert get(cp, "clusterrole", "metacontroller")["rules"] == yaml.safe_load(RBAC.read_text())["rules"]
 
 
 @pytest.mark.parametrize(

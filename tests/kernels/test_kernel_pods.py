@@ -122,6 +122,31 @@ def test_the_kernel_pod_is_admitted_as_restricted_and_holds_no_token(stack, note
     assert pod["spec"]["serviceAccountName"] != f"{ks.GATEWAY}-gateway"
 
 
+def test_the_gateways_own_token_may_create_kernel_pods_only(stack, notebook_kernel):
+    """Enterprise Gateway created the kernel pod as the gateway's ServiceAccount with the kernel pod
+    policy of manifests/rbac in force; with that same token, a copy of the pod is admitted and the
+    copy with a Secret mounted is refused by the policy."""
+    pod = stack.kernel_pod(notebook_kernel["id"])
+    token = (stack.workdir / "incluster" / "token").read_text()
+    user = f"system:serviceaccount:{ks.GATEWAY_NS}:{ks.GATEWAY}-gateway"
+    kubeconfig = stack.cp.token_kubeconfig(user, token, stack.workdir / "gateway.kubeconfig")
+    server_set = ("nodeName", "priority")  # the fake node's binding; the Priority admission's value
+    spec = {k: v for k, v in pod["spec"].items() if k not in server_set}
+    metadata = {k: pod["metadata"][k] for k in ("namespace", "labels", "annotations")}
+    copy = {"apiVersion": "v1", "kind": "Pod", "metadata": {**metadata, "name": "copy"}, "spec": spec}
+
+    def create(obj: dict):
+        args = (f"--kubeconfig={kubeconfig}", "create", "--dry-run=server", "-f", "-")
+        return stack.cp.kubectl(*args, input=json.dumps(obj), check=False)
+
+    admitted = create(copy)
+    assert admitted.returncode == 0, admitted.stderr
+    spec = {**spec, "volumes": [*spec["volumes"], {"name": "creds", "secret": {"secretName": "anything"}}]}
+    refused = create({**copy, "spec": spec})
+    assert refused.returncode != 0, refused.stdout
+    assert "ValidatingAdmissionPolicy 'elastic-jupyter-gateway-kernel-pods'" in refused.stderr, refused.stderr
+
+
 def test_a_file_saved_in_the_notebook_is_what_the_kernel_opens(stack, notebook_kernel):
     """Issue 11 item 4: the workspace is mounted in the notebook and the kernel at the same path."""
     text = f"written through the contents API at {time.time()}"

@@ -44,6 +44,8 @@ def test_one_kustomization_installs_everything():
             "ClusterRole",
             "ClusterRole",
             "ClusterRole",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
             "ServiceAccount",
             "Deployment",
             "Service",
@@ -73,7 +75,11 @@ def test_the_hook_server_is_redundant_probed_and_restricted(psacheck):
 
 def test_the_kernel_cluster_role_is_least_privilege():
     role = next(o for o in objects() if o["metadata"]["name"] == "jupyter-gateway-kernels")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
+        # The virtual permission the kernel pod policy asks the authorizer for (no such resource).
+        {"apiGroups": ["kubeflow.tkestack.io"], "resources": ["kernelpods"], "verbs": ["launch"]},
+    ]
     assert role["metadata"]["labels"]["kubeflow.tkestack.io/gateway-kernel-role"] == "true"
     assert not [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
 
@@ -141,3 +147,29 @@ def test_the_hook_server_is_scraped_on_the_metrics_route():
     service = next(o for o in objects() if o["kind"] == "Service")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in service["spec"]["ports"]}
+
+
+def test_the_kernel_pod_policy_matches_gateways_by_the_kernel_roles_virtual_permission():
+    """The policy's authorizer check asks for exactly the rule the shipped kernel role adds, and
+    its name pattern is the one the gateway hook gives ServiceAccounts."""
+    import re
+
+    from hooks.gateway import sync_gateway
+
+    policy = next(o for o in objects() if o["kind"] == "ValidatingAdmissionPolicy")
+    binding = next(o for o in objects() if o["kind"] == "ValidatingAdmissionPolicyBinding")
+    assert binding["spec"] == {"policyName": policy["metadata"]["name"], "validationActions": ["Deny"]}
+    assert policy["spec"]["failurePolicy"] == "Fail"
+    name, authorizer = (c["expression"] for c in policy["spec"]["matchConditions"])
+    role = next(o for o in objects() if o["metadata"]["name"] == "jupyter-gateway-kernels")
+    virtual = role["rules"][1]
+    assert (
+        f"authorizer.group('{virtual['apiGroups'][0]}').resource('{virtual['resources'][0]}')"
+        f".namespace(request.namespace).check('{virtual['verbs'][0]}').allowed()"
+    ) == authorizer
+    pattern = re.search(r"matches\('(.*)'\)", name).group(1)
+    children = sync_gateway(gateway("my-gw.1", "team-a"), {}, kernel_role(), NOW, TOKEN)["children"]
+    account = next(c for c in children if c["kind"] == "ServiceAccount")["metadata"]
+    assert re.fullmatch(pattern, f"system:serviceaccount:{account['namespace']}:{account['name']}")
+    assert not re.fullmatch(pattern, "system:serviceaccount:team-a:my-gw-notebook")
+    assert not re.fullmatch(pattern, "system:serviceaccount:team-a:gateway")
