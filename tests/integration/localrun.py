@@ -784,13 +784,15 @@ class LocalStack:
 class KernelWS:
     """Minimal Jupyter kernel websocket client (v1 JSON protocol, no subprotocol)."""
 
-    def __init__(self, base_url: str, kernel_id: str, token: str | None = None, timeout: float = 30):
+    def __init__(
+        self, base_url: str, kernel_id: str, token: str | None = None, timeout: float = 30, scheme: str = "token"
+    ):
         import websocket  # websocket-client
 
         ws_url = base_url.replace("http://", "ws://", 1) + f"/api/kernels/{kernel_id}/channels"
         self.session = uuid.uuid4().hex
         ws_url += f"?session_id={self.session}"
-        hdr = [f"Authorization: token {token}"] if token else []
+        hdr = [f"Authorization: {scheme} {token}"] if token else []
         self.ws = websocket.create_connection(ws_url, header=hdr, timeout=timeout)
 
     def close(self) -> None:
