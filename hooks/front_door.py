@@ -7,7 +7,7 @@ only this process sends. For every request it:
 
 1. authenticates the caller: ``Authorization: Bearer <token>``, a projected ServiceAccount
    token of the notebook's pod whose audience is this gateway, checked with a TokenReview
-   (cached ``reviewCacheSeconds`` by the token's SHA-256, never by the token). The identity is
+   (cached ``review_cache_seconds`` by the token's SHA-256, never by the token). The identity is
    the ServiceAccount's ``system:serviceaccount:<namespace>:<notebook>-notebook``. No token, a
    forged one, an expired one or one of another audience: 401;
 2. authorizes it: the namespace must be in the allowed-namespaces file (re-read when it changes,
@@ -52,6 +52,7 @@ NOTEBOOK_LABEL = "kubeflow.tkestack.io/notebook"
 OWNER_VARS = ("KERNEL_NAMESPACE", "KERNEL_NOTEBOOK", "KERNEL_USERNAME")
 DROPPED_VARS = ("KERNEL_ID",)
 IN_CLUSTER = "/var/run/secrets/kubernetes.io/serviceaccount"
+HEALTH_PATH = "/healthz"
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _KERNEL_PATH = re.compile(r"^/api/kernels/([^/]+)(/.*)?$")
@@ -223,23 +224,27 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
     """The tornado application; imported here so the pure part needs no tornado."""
     from tornado import httpclient, web, websocket
 
-    upstream = config["upstream"].rstrip("/")
+    # Enterprise Gateway listens on the pod's loopback only (the containers share it).
+    upstream = f"http://127.0.0.1:{int(config['upstream_port'])}"
     audience = config["audience"]
-    sa_dir = config.get("serviceAccountDir", IN_CLUSTER)
-    api_server = config.get("apiServer") or (
+    sa_dir = config.get("service_account_dir", IN_CLUSTER)
+    api_server = config.get("api_server") or (
         f"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}"
     )
-    allowed_file = AllowedFile(config["allowedNamespacesFile"])
-    cache = ReviewCache(float(config.get("reviewCacheSeconds", 30)))
-    gateway_labels = dict(config["gatewayLabels"])
-    timeout = float(config.get("requestTimeout", 120))
+    allowed_file = AllowedFile(config["allowed_namespaces_file"])
+    cache = ReviewCache(float(config.get("review_cache_seconds", 30)))
+    gateway_labels = dict(config["gateway_labels"])
+    timeout = float(config.get("request_timeout", 120))
     owners: dict[str, tuple[str, str]] = {}
     http = httpclient.AsyncHTTPClient()
     ca = os.path.join(sa_dir, "ca.crt")
 
-    def upstream_token() -> str:
-        with open(config["upstreamTokenFile"], encoding="utf-8") as f:
-            return f.read().strip()
+    def upstream_auth() -> dict:
+        """Enterprise Gateway's own token (spec.auth), read per request so a new one needs no restart."""
+        if not config.get("upstream_token_file"):
+            return {}
+        with open(config["upstream_token_file"], encoding="utf-8") as f:
+            return {"Authorization": f"token {f.read().strip()}"}
 
     def api_headers() -> dict:
         with open(os.path.join(sa_dir, "token"), encoding="utf-8") as f:
@@ -295,6 +300,14 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             owners[kernel_id] = found
         return found
 
+    class Health(web.RequestHandler):
+        """The probes' endpoint (no identity): 200 when Enterprise Gateway answers behind the door."""
+
+        async def get(self):
+            res = await http.fetch(upstream + "/api", headers=upstream_auth(), raise_error=False, request_timeout=5)
+            self.set_status(200 if res.code == 200 else 503)
+            self.finish({"gateway": res.code})
+
     class Base(web.RequestHandler):
         me: tuple[str, str]
 
@@ -329,7 +342,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             started = route(self.request.method, self.request.path) == "start"
             if started:
                 body = stamped_body(body, *self.me)
-            headers = {"Authorization": f"token {upstream_token()}"}
+            headers = upstream_auth()
             if self.request.headers.get("Content-Type"):
                 headers["Content-Type"] = self.request.headers["Content-Type"]
             res = await http.fetch(
@@ -382,7 +395,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
         async def get(self, *args):
             self.pending = []
             url = upstream.replace("http", "ws", 1) + self.request.uri
-            request = httpclient.HTTPRequest(url, headers={"Authorization": f"token {upstream_token()}"})
+            request = httpclient.HTTPRequest(url, headers=upstream_auth())
             try:
                 self.upstream_ws = await websocket.websocket_connect(request, on_message_callback=self.from_gateway)
             except Exception as exc:
@@ -418,7 +431,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             return None  # Enterprise Gateway 3.3 speaks the JSON protocol only
 
     return web.Application(
-        [(r"/api/kernels/[^/]+/channels", Channels), (r".*", Proxy)],
+        [(HEALTH_PATH, Health), (r"/api/kernels/[^/]+/channels", Channels), (r".*", Proxy)],
         websocket_ping_interval=30,
     )
 
@@ -434,7 +447,7 @@ def main(argv: list) -> int:  # pragma: no cover - exercised by the integration 
 
     app = _server(config)
     app.listen(int(config["port"]), address=config.get("address", "0.0.0.0"), xheaders=False)
-    log.info("listening on %s:%s, gateway at %s", config.get("address", "0.0.0.0"), config["port"], config["upstream"])
+    log.info("listening on %s, gateway on loopback port %s", config["port"], config["upstream_port"])
     ioloop.IOLoop.current().start()
     return 0
 

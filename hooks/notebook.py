@@ -4,16 +4,19 @@ Children, all in the notebook's namespace:
   Deployment <name>-notebook        a Jupyter server pointed at the gateway through its
                                     environment, so a user's own command is left alone
   Service    <name>-notebook        port 8888
-  Secret     <name>-notebook-auth   the access token, password hash and gateway token, mounted
-                                    as files (see notebook_auth)
+  Secret     <name>-notebook-auth   the access token and password hash, mounted as files (see
+                                    notebook_auth)
+  ServiceAccount <name>-notebook    the identity the notebook shows its gateway, as a projected
+                                    token (see notebook_identity); only with spec.gateway
   ConfigMap  <name>-notebook-config a jupyter_server_config.py that lets JupyterLab's kernel
                                     websocket through the gateway (see notebook_config); only
                                     with spec.gateway
   PersistentVolumeClaim, RoleBinding  the workspace and the gateway's right to run this
                                     notebook's kernels here (see notebook_kernels)
 
-A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
-lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
+No gateway secret reaches a notebook: the gateway's front door identifies it by its
+ServiceAccount token and lets in only the namespaces the gateway lists in
+spec.allowedNamespaces (and its own); notebooks of others get NamespaceNotAllowed here.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ from pydantic import ValidationError
 from . import children as ch
 from . import notebook_auth as auth
 from . import notebook_config as server_config
+from . import notebook_identity as identity
 from . import notebook_kernels as kernels
-from .gateway import ALL_NAMESPACES_LABEL, ALLOWED, ALLOWED_NAMESPACE_PREFIX, gateway_url
-from .gateway import auth_secret_name as gateway_secret_name
+from .gateway import gateway_url
 from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, DNS_LABEL, NAMESPACE, JupyterNotebookSpec
 from .podsecurity import annotation_violations, harden, violations
 from .quantity import canonical_quantity, canonical_resources
@@ -40,9 +43,9 @@ LAUNCH_TIMEOUT_PAD = 2
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 # Environment variables that would carry a secret (refused) or that the hook sets from the spec.
 SECRET_ENV = {"JUPYTER_TOKEN", "JUPYTER_PASSWORD", "JUPYTER_GATEWAY_AUTH_TOKEN"}
-MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL"}
+MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL", identity.TOKEN_ENV}
 # Reasons not to touch the notebook's children: its gateway cannot be used.
-_GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed", "GatewayTokenNotFound"}
+_GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed"}
 _ACCESS_GONE = {"GatewayNotFound", "NamespaceNotAllowed"}
 # Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
 # Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
@@ -55,6 +58,7 @@ CHILD_TYPES = frozenset(
         "ConfigMap.v1",
         "PersistentVolumeClaim.v1",
         "RoleBinding.rbac.authorization.k8s.io/v1",
+        "ServiceAccount.v1",
     }
 )
 _KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
@@ -70,13 +74,8 @@ def notebook_url(name: str, namespace: str) -> str:
 
 def customize_notebook(parent: dict) -> dict:
     """Related resources: the JupyterGateway the notebook points at (hook v2: in any namespace),
-    its token Secret only if the gateway allows the notebook's namespace, and the Secret
-    spec.auth.passwordSecretRef names.
-
-    The gateway labels its token Secret with the namespaces it allows (gateway.py), so two
-    label selectors (this namespace's label, or the all-namespaces one) make Metacontroller
-    fetch the Secret only for notebooks that may have it.
-    """
+    the ClusterRoles approved for gateways, and the Secret spec.auth.passwordSecretRef names.
+    No Secret of the gateway: the notebook authenticates with its own ServiceAccount."""
     spec = parent.get("spec")
     gateway = spec.get("gateway") if isinstance(spec, dict) else None
     rules = auth.password_secret_rule(parent)
@@ -88,10 +87,6 @@ def customize_notebook(parent: dict) -> dict:
         return {"relatedResources": rules}
     gateways = {"apiVersion": API_VERSION, "resource": "jupytergateways", "namespace": namespace}
     rules += [kernels.approved_roles_rule(), {**gateways, "names": [gateway["name"]]}]
-    owner = {"kubeflow.tkestack.io/jupytergateway": gateway["name"]}
-    for allowed in ({f"{ALLOWED_NAMESPACE_PREFIX}{own}": ALLOWED}, {ALL_NAMESPACES_LABEL: ALLOWED}):
-        selector = {"matchLabels": {**owner, **allowed}}
-        rules.append({"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "labelSelector": selector})
     return {"relatedResources": rules}
 
 
@@ -128,23 +123,21 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
 
     observed_secret = ch.observed(children, ch.SECRETS, namespace, auth.secret_name(name))
     password, password_problem = auth.password(spec, namespace, related)
-    gateway, gateway_token, gateway_cond = None, None, None
+    gateway, gateway_cond = None, None
     if spec.gateway:
         gw_namespace = spec.gateway.namespace or namespace
         status["gatewayUrl"] = gateway_url(spec.gateway.name, gw_namespace)
-        gateway, gateway_token, gateway_cond = _gateway_access(
-            spec.gateway.name, gw_namespace, namespace, related, previous, now
-        )
+        gateway, gateway_cond = _gateway_access(spec.gateway.name, gw_namespace, namespace, related, previous, now)
         if gateway_cond["reason"] in _GATEWAY_UNUSABLE:
-            # Keep the server, but take back what the gateway gave: its token and the labels
-            # its NetworkPolicy admits.
-            secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, None, password)
+            # Keep the server, but take back the labels the gateway's NetworkPolicy admits (its
+            # front door refuses the namespace already).
+            secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, password)
             revoked = _revoked(ch.kept(children, namespace, CHILD_TYPES), secret, observed_secret, deployment)
             return keep(gateway_cond["reason"], gateway_cond["message"], gateway_cond, revoked)
     if password_problem:
         return keep("PasswordSecretNotFound", password_problem, gateway_cond)
 
-    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, gateway_token, password)
+    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, password)
     generation = None
     if secret is not None:
         secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
@@ -164,7 +157,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     if secret is not None:
         desired.append(secret)
     if gateway is not None:
-        desired.append(server_config.config_map(name, namespace))
+        desired += [server_config.config_map(name, namespace), identity.service_account(name, namespace)]
     if spec.auth and spec.auth.secret_ref:
         status["tokenSecret"] = spec.auth.secret_ref.name
     elif secret is not None:
@@ -227,7 +220,7 @@ def _without_gateway_labels(deployment: dict, generation: str | None) -> dict:
 
 
 def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict, previous, now: str):
-    """(gateway, its token, GatewayReady condition): may this notebook use the gateway, and how."""
+    """(gateway, GatewayReady condition): may this notebook use the gateway, and how."""
     where = f"JupyterGateway {gw_namespace}/{name}"
 
     def cond(ok: bool, reason: str, message: str) -> dict:
@@ -235,28 +228,21 @@ def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict,
 
     gateway = (related.get(GATEWAYS) or {}).get(f"{gw_namespace}/{name}")
     if not isinstance(gateway, dict):
-        return None, None, cond(False, "GatewayNotFound", f"{where} not found")
+        return None, cond(False, "GatewayNotFound", f"{where} not found")
     spec = ch.as_dict(gateway.get("spec"))
     allowed = spec.get("allowedNamespaces") if isinstance(spec.get("allowedNamespaces"), list) else []
     if namespace != gw_namespace and namespace not in allowed and "*" not in allowed:
         message = f"{where} does not list namespace {namespace} in its spec.allowedNamespaces"
-        return None, None, cond(False, "NamespaceNotAllowed", message)
-    token = None
-    if (ch.as_dict(spec.get("auth")).get("mode") or "token") != "none":
-        secret = (related.get(ch.SECRETS) or {}).get(f"{gw_namespace}/{gateway_secret_name(name)}")
-        token = ch.secret_value(secret, "token")
-        if not token:
-            message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
-            return None, None, cond(False, "GatewayTokenNotFound", message)
+        return None, cond(False, "NamespaceNotAllowed", message)
     # Read defensively from here on: the gateway's spec as an object, its identity as looked up.
     used = {**gateway, "metadata": {"name": name, "namespace": gw_namespace}, "spec": spec}
     conditions = ch.as_dict(gateway.get("status")).get("conditions")
     conditions = conditions if isinstance(conditions, list) else []
     ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
     if ready and ready.get("status") == "True":
-        return used, token, cond(True, "GatewayReady", f"{where} is ready")
+        return used, cond(True, "GatewayReady", f"{where} is ready")
     detail = ready.get("message") if ready and isinstance(ready.get("message"), str) else "it reports no status yet"
-    return used, token, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}")
+    return used, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}")
 
 
 def _pod_template(
@@ -277,10 +263,16 @@ def _pod_template(
     index = _notebook_index(containers)
     problems = _reserved_env(pod_spec, index)
     auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
-    if gateway is not None:  # the kernel websocket fix for JupyterLab through a gateway
+    if gateway is not None:
+        # the kernel websocket fix for JupyterLab through a gateway, and the notebook's identity
         config_volume, config_mount = server_config.volume_and_mount(name)
-        auth_volumes, auth_mounts = [*auth_volumes, config_volume], [*auth_mounts, config_mount]
-        auth_env = server_config.with_config_dir(auth_env)
+        token_volume, token_mount, token_env = identity.pod_parts(name, gateway)
+        auth_volumes = [*auth_volumes, config_volume, token_volume]
+        auth_mounts = [*auth_mounts, config_mount, token_mount]
+        auth_env = [*server_config.with_config_dir(auth_env), token_env]
+        problem = identity.service_account_problem(name, pod_spec)
+        if problem:
+            problems.append(problem)
 
     notebook = dict(containers[index])
     port, base_url, problem = server_address(notebook, f"spec.template.spec.containers[{index}]")
@@ -302,7 +294,8 @@ def _pod_template(
     notebook.setdefault("readinessProbe", {"httpGet": {"path": f"{base_url}api", "port": port}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
-    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, server_config.VOLUME, kernels.WORKSPACE_VOLUME):
+    reserved_volumes = (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, server_config.VOLUME, identity.TOKEN_VOLUME)
+    for reserved in (*reserved_volumes, kernels.WORKSPACE_VOLUME):
         if any(v.get("name") == reserved for v in volumes):
             problems.append(f"spec.template.spec.volumes: the name {reserved} is reserved")
     pod_spec = {
@@ -317,6 +310,9 @@ def _pod_template(
                 for i, c in enumerate(pod_spec[list_name])
             ]
     pod_spec.setdefault("automountServiceAccountToken", False)
+    if gateway is not None:
+        pod_spec["serviceAccountName"] = identity.service_account_name(name)
+        pod_spec.pop("serviceAccount", None)
     pod_spec = harden(pod_spec)
     problems += violations(pod_spec, "spec.template.spec")
     problems += annotation_violations(user_meta.get("annotations") or {}, "spec.template.metadata.annotations")

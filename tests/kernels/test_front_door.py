@@ -79,14 +79,14 @@ class FrontDoorStack:
         config = {
             "port": self.port,
             "address": "127.0.0.1",
-            "upstream": self.eg.url,
-            "upstreamTokenFile": str(sa / "eg-token"),
+            "upstream_port": self.eg.main_port,
+            "upstream_token_file": str(sa / "eg-token"),
             "audience": AUDIENCE,
-            "allowedNamespacesFile": str(self.allowed_file),
-            "serviceAccountDir": str(sa),
-            "apiServer": cp.server,
-            "gatewayLabels": gateway_client_labels(GATEWAY, GATEWAY_NS),
-            "reviewCacheSeconds": 30,
+            "allowed_namespaces_file": str(self.allowed_file),
+            "service_account_dir": str(sa),
+            "api_server": cp.server,
+            "gateway_labels": gateway_client_labels(GATEWAY, GATEWAY_NS),
+            "review_cache_seconds": 30,
         }
         (self.workdir / "front-door.json").write_text(json.dumps(config))
         self.log = self.workdir / "front-door.log"

@@ -83,7 +83,7 @@ def test_revoked_access_removes_the_role_binding_and_keeps_the_rest(revoked):
     running = observe(sync(parent)["children"], TYPES)
     result = sync(parent, running, revoked)
     kinds = sorted(c["kind"] for c in result["children"])
-    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service", "ServiceAccount"]
 
 
 def test_a_new_workspace_is_a_claim_mounted_where_kernels_mount_it():
@@ -143,6 +143,7 @@ def test_a_steady_notebook_with_kernels_is_answered_byte_identically():
         "RoleBinding",
         "Secret",
         "Service",
+        "ServiceAccount",
     ]
 
 
