@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
 import time
 import uuid
 
@@ -22,14 +21,14 @@ import localrun as lr
 import pytest
 import rendered
 import websocket
-from controlplane import ControlPlane, free_port, wait_for
+from controlplane import ControlPlane
+from identity import Identities
 from stack import OUTPUT, missing_parts
 
-from hooks.children import gateway_client_labels
+from hooks.gateway import ACCESS_DIR, ALLOWED_FILE
 
 GATEWAY_NS, GATEWAY = "gateways", "gw"
 AUDIENCE = f"kubeflow.tkestack.io/gateway/{GATEWAY_NS}/{GATEWAY}"
-FRONT_DOOR = lr.REPO / "hooks" / "front_door.py"
 TENANTS = {"alice": "team-a", "bob": "team-b", "carol": "team-c"}  # team-c is not allowed
 
 
@@ -38,94 +37,55 @@ class FrontDoorStack:
         self.workdir = workdir
         self.cp = ControlPlane(workdir / "cluster")
         self.local = lr.LocalStack(workdir / "processes")
-        self.proc: subprocess.Popen | None = None
         self.tokens: dict[str, str] = {}
 
     def start(self) -> None:
-        cp = self.cp
-        cp.start()
-        cp.kubectl("apply", "-f", str(lr.REPO / "manifests/rbac/token-review.yaml"))
-        for ns in {GATEWAY_NS, *TENANTS.values()}:
-            cp.create_namespace(ns)
-        cp.apply(
-            [
-                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": f"{nb}-notebook", "namespace": ns}}
-                for nb, ns in TENANTS.items()
-            ]
-            + [
-                {
-                    "apiVersion": "v1",
-                    "kind": "ServiceAccount",
-                    "metadata": {"name": "gw-gateway", "namespace": GATEWAY_NS},
-                }
-            ]
-        )
-        for nb, ns in TENANTS.items():
-            self.tokens[nb] = self.token(f"{nb}-notebook", ns, AUDIENCE)
-        # Enterprise Gateway as the hooks render it, its own token known to the front door only.
-        children = rendered.render_gateway(rendered.gateway_cr(GATEWAY, GATEWAY_NS))
-        container, files = rendered.container_and_files(children)
-        self.eg_token = base64.b64decode(children["Secret"]["data"]["token"]).decode()
-        self.eg = self.local.start_gateway(container, files, token=self.eg_token)
-        # The front door, run by the gateway venv's interpreter (tornado of EG's own dependencies).
-        sa = self.workdir / "gateway-sa"
-        sa.mkdir(parents=True, exist_ok=True)
-        (sa / "token").write_text(self.token("gw-gateway", GATEWAY_NS, None))
-        (sa / "ca.crt").write_bytes((cp.pki / "ca.crt").read_bytes())
-        (sa / "eg-token").write_text(self.eg_token)
-        self.allowed_file = self.workdir / "allowed-namespaces.json"
-        self.allow([GATEWAY_NS, "team-a", "team-b"])
-        self.port = free_port()
-        config = {
-            "port": self.port,
-            "address": "127.0.0.1",
-            "upstream_port": self.eg.main_port,
-            "upstream_token_file": str(sa / "eg-token"),
-            "audience": AUDIENCE,
-            "allowed_namespaces_file": str(self.allowed_file),
-            "service_account_dir": str(sa),
-            "api_server": cp.server,
-            "gateway_labels": gateway_client_labels(GATEWAY, GATEWAY_NS),
-            "review_cache_seconds": 30,
-        }
-        (self.workdir / "front-door.json").write_text(json.dumps(config))
-        self.log = self.workdir / "front-door.log"
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(
-                [str(lr.EG_VENV / "bin" / "python"), str(FRONT_DOOR), str(self.workdir / "front-door.json")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
+        self.cp.start()
+        self.ids = Identities(self.cp)
+        gateway = rendered.gateway_cr(GATEWAY, GATEWAY_NS, allowedNamespaces=["team-a", "team-b"])
+        children = rendered.render_gateway(gateway)
+        notebooks = [
+            rendered.render_notebook(
+                rendered.notebook_cr(nb, TENANTS[nb], gateway={"name": GATEWAY, "namespace": GATEWAY_NS}),
+                gateway,
+                children,
             )
-        wait_for(lambda: self.call("alice", "GET", "/api/kernelspecs")[0] == 200, timeout=60, what="the front door")
+            for nb in ("alice", "bob")
+        ]
+        # carol's namespace is not allowed: the hook renders her nothing, but anyone with edit there can
+        # make a ServiceAccount named like a notebook's and get it a token for this gateway.
+        carol = {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": {"name": "carol-notebook", "namespace": "team-c"},
+        }
+        objects = [c for group in [children, *notebooks] for key, c in group.items() if "/" in key]
+        self.ids.install([*objects, carol])
+        for nb, ns in TENANTS.items():
+            self.tokens[nb] = self.ids.token(f"{nb}-notebook", ns, AUDIENCE)
+        # Enterprise Gateway and the front door, as the hooks render the gateway pod; EG's own token
+        # is known to the front door only.
+        container, files = rendered.container_and_files(children)
+        self.eg_token = rendered.secret_value(children)
+        self.eg = self.local.start_gateway(container, files, token=self.eg_token)
+        self.door = self.ids.start_front_door(self.local, children, self.eg)
+        self.proc, self.log = self.door.proc, self.door.log_path
+        self.allowed_file = self.door.mounts[ACCESS_DIR] / ALLOWED_FILE
+        assert json.loads(self.allowed_file.read_text()) == [GATEWAY_NS, "team-a", "team-b"]
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.local.stop_all()
+        self.local.stop_all()  # the front door, then Enterprise Gateway
         self.cp.stop()
-
-    def token(self, sa: str, namespace: str, audience: str | None) -> str:
-        args = ["create", "token", sa, "-n", namespace, "--duration=1h"]
-        if audience:
-            args.append(f"--audience={audience}")
-        return self.cp.kubectl(*args).stdout.strip()
 
     def allow(self, namespaces: list[str]) -> None:
         """Replace the file as a kubelet updates a ConfigMap volume: a new file swapped in."""
         new = self.allowed_file.with_suffix(".new")
         new.write_text(json.dumps(namespaces))
-        new.replace(self.allowed_file)
+        new.replace(self.allowed_file)  # a new inode, as the kubelet's symlink swap
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.door.url
 
     def call(self, who: str | None, method: str, path: str, body=None, token: str | None = None):
         token = token or (self.tokens[who] if who else None)
@@ -218,7 +178,7 @@ def test_sessions_and_other_endpoints_are_hidden(door):
 
 def test_no_token_a_forged_one_or_one_of_another_audience_is_401(door):
     assert door.call(None, "GET", "/api/kernels")[0] == 401
-    other_audience = door.token("alice-notebook", "team-a", None)  # the API server's own audience
+    other_audience = door.ids.token("alice-notebook", "team-a")  # the API server's own audience
     header, payload, signature = door.tokens["alice"].split(".")
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     claims["sub"] = "system:serviceaccount:team-b:bob-notebook"
