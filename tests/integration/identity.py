@@ -6,6 +6,7 @@ projected-token and pod-ports of localrun.SUBSTITUTIONS.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -87,3 +88,39 @@ class Identities:
             extra_env=env,
             pod_ports={INTERNAL_PORT: eg.ports[INTERNAL_PORT]},
         )
+
+
+@contextlib.contextmanager
+def local_cluster(workdir: Path):
+    """A local control plane (etcd, kube-apiserver, kube-controller-manager) for the identities."""
+    cp = ControlPlane(Path(workdir) / "cluster")
+    try:
+        cp.start()
+        yield Identities(cp)
+    finally:
+        cp.stop()
+
+
+def start_gateway_pod(stack: lr.LocalStack, ids: Identities, children: dict[str, dict], **eg_kwargs):
+    """Enterprise Gateway and its front door from the rendered gateway pod: (eg, front door)."""
+    import rendered
+
+    container, files = rendered.container_and_files(children)
+    eg = stack.start_gateway(container, files, token=rendered.secret_value(children), **eg_kwargs)
+    return eg, ids.start_front_door(stack, children, eg)
+
+
+def start_notebook(stack: lr.LocalStack, ids: Identities, children: dict[str, dict], door: lr.LocalProcess, **kw):
+    """The rendered notebook, its gateway's Service pointing at the front door, its projected token
+    written from the TokenRequest API."""
+    import rendered
+
+    deployment = children["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    container, files = rendered.container_and_files(
+        children, projected=ids.projected(pod, deployment["metadata"]["namespace"])
+    )
+    gateway = next(e["value"] for e in container["env"] if e["name"] == "JUPYTER_GATEWAY_URL")
+    service = gateway.removeprefix("http://").replace(".svc", "")
+    container = {**container, "name": kw.pop("name", container["name"])}
+    return stack.start_notebook(container, files, token=rendered.secret_value(children), services={service: door}, **kw)
