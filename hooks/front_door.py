@@ -158,20 +158,25 @@ def own_kernels(kernels, owners: dict, me: tuple[str, str]) -> list:
     return [k for k in kernels if isinstance(k, dict) and owners.get(k.get("id")) == me]
 
 
+def owners_from_pods(pods: list, gateway_labels: dict) -> dict[str, tuple[str, str]]:
+    """Kernel id -> owner, read from kernel pods: only pods carrying this gateway's labels count,
+    and an id carried by more than one of them has no owner (someone copied the label)."""
+    found: dict[str, list] = {}
+    for pod in pods if isinstance(pods, list) else []:
+        meta = pod.get("metadata") if isinstance(pod, dict) else None
+        labels = meta.get("labels") if isinstance(meta, dict) else None
+        if not isinstance(labels, dict) or any(labels.get(k) != v for k, v in gateway_labels.items()):
+            continue
+        kernel_id, notebook, namespace = labels.get("kernel_id"), labels.get(NOTEBOOK_LABEL), meta.get("namespace")
+        if isinstance(kernel_id, str) and isinstance(notebook, str) and notebook and isinstance(namespace, str):
+            found.setdefault(kernel_id, []).append((namespace, notebook))
+    return {kernel_id: owners[0] for kernel_id, owners in found.items() if len(owners) == 1}
+
+
 def owner_from_pods(pods: list, gateway_labels: dict) -> tuple[str, str] | None:
-    """The owner of a kernel read from its pods (a pod list for label kernel_id=<id>): only a
-    single pod carrying this gateway's labels counts."""
-    mine = [
-        p
-        for p in pods
-        if isinstance(p, dict)
-        and all((p.get("metadata") or {}).get("labels", {}).get(k) == v for k, v in gateway_labels.items())
-    ]
-    if len(mine) != 1:
-        return None
-    meta = mine[0]["metadata"]
-    notebook = meta.get("labels", {}).get(NOTEBOOK_LABEL)
-    return (meta.get("namespace"), notebook) if notebook else None
+    """The owner of one kernel from its pods (a pod list for label kernel_id=<id>)."""
+    owners = owners_from_pods(pods, gateway_labels)
+    return next(iter(owners.values())) if len(owners) == 1 else None
 
 
 class ReviewCache:
@@ -283,6 +288,23 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             raise outcome
         return outcome
 
+    looked_up: dict[tuple[str, str], float] = {}
+
+    async def learn_owners(me: tuple[str, str]) -> None:
+        """After a restart of this process: the caller's kernels, from its kernel pods (at most every 5 s)."""
+        if time.monotonic() - looked_up.get(me, -10.0) < 5:
+            return
+        looked_up[me] = time.monotonic()
+        labels = {**gateway_labels, NOTEBOOK_LABEL: me[1]}
+        query = urllib.parse.urlencode({"labelSelector": ",".join(f"{k}={v}" for k, v in sorted(labels.items()))})
+        try:
+            pods = (await api("GET", f"/api/v1/namespaces/{me[0]}/pods?{query}")).get("items") or []
+        except Exception as exc:
+            log.error("kernels of %s/%s: cannot read their pods: %s", *me, str(exc).splitlines()[0])
+            return
+        for kernel_id, found in owners_from_pods(pods, gateway_labels).items():
+            owners.setdefault(kernel_id, found)
+
     async def owner(kernel_id: str, me: tuple[str, str]) -> tuple[str, str] | None:
         if kernel_id in owners:
             return owners[kernel_id]
@@ -360,7 +382,10 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
                 owners[kernel["id"]] = self.me
                 log.info("kernel %s started for %s/%s (pod %s)", kernel["id"], *self.me, self.pod or "-")
             elif res.code == 200 and route(self.request.method, self.request.path) == "list":
-                payload = json.dumps(own_kernels(json.loads(payload), owners, self.me)).encode()
+                listed = json.loads(payload)
+                if any(isinstance(k, dict) and k.get("id") not in owners for k in listed or []):
+                    await learn_owners(self.me)
+                payload = json.dumps(own_kernels(listed, owners, self.me)).encode()
             elif res.code in (200, 204) and self.request.method == "DELETE":
                 owners.pop(kernel_id_of(self.request.path), None)
             if res.code == 599:  # tornado's "no response": Enterprise Gateway is down or too slow

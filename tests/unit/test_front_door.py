@@ -172,8 +172,28 @@ LABELS = {"kubeflow.tkestack.io/gateway-name": "gw", "kubeflow.tkestack.io/gatew
 
 
 def pod(namespace, notebook, labels=LABELS):
-    meta_labels = {**labels, **({fd.NOTEBOOK_LABEL: notebook} if notebook else {})}
+    meta_labels = {**labels, "kernel_id": "k1", **({fd.NOTEBOOK_LABEL: notebook} if notebook else {})}
     return {"metadata": {"namespace": namespace, "labels": meta_labels}}
+
+
+def kernel_pod(namespace, notebook, kernel_id, labels=LABELS):
+    return {
+        "metadata": {"namespace": namespace, "labels": {**labels, "kernel_id": kernel_id, fd.NOTEBOOK_LABEL: notebook}}
+    }
+
+
+def test_owners_from_the_kernel_pods():
+    pods = [
+        kernel_pod("team-a", "alice", "k1"),
+        kernel_pod("team-a", "alice", "k2"),
+        kernel_pod("team-a", "alice", "k3", {"x": "y"}),  # not this gateway's
+        kernel_pod("team-a", "alice", "k4"),
+        kernel_pod("team-a", "mallory", "k4"),  # a copied kernel_id: nobody owns k4
+        {"metadata": {"namespace": "team-a"}},
+        "junk",
+    ]
+    assert fd.owners_from_pods(pods, LABELS) == {"k1": ("team-a", "alice"), "k2": ("team-a", "alice")}
+    assert fd.owners_from_pods({"items": []}, LABELS) == {}
 
 
 def test_owner_from_the_kernel_pod():
