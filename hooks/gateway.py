@@ -7,8 +7,9 @@ Children, all in the gateway's namespace:
                                    bound, so whoever may create a gateway cannot bind
                                    cluster-admin (the customize hook reads the ClusterRole)
   ConfigMap      <name>-gateway    Enterprise Gateway's configuration file (culling and all)
-  Deployment     <name>-gateway    one Enterprise Gateway, started with exactly that file
-  Service        <name>            port 8888 (API) and 8877 (kernels' response port), so
+  Deployment     <name>-gateway    one Enterprise Gateway, started with exactly that file, on
+                                   the pod's loopback, and its front door on port 8888
+  Service        <name>            port 8888 (the front door) and 8877 (kernels' response port), so
                                    notebooks reach http://<name>.<namespace>.svc:8888
   Secret         <name>-gateway-auth  Enterprise Gateway's own token (spec.auth.mode token, the
                                    default), which only the front door sends: generated once
