@@ -50,6 +50,8 @@ GATEWAY_CHILDREN = [
     ("rolebinding", "-gateway"),
     ("configmap", "-gateway"),
     ("configmap", "-gateway-kernelspecs"),
+    ("configmap", "-gateway-front-door"),
+    ("configmap", "-gateway-access"),
     ("deployment", "-gateway"),
     ("service", ""),
     ("secret", "-gateway-auth"),
@@ -60,6 +62,7 @@ NOTEBOOK_CHILDREN = [
     ("service", "-notebook"),
     ("secret", "-notebook-auth"),
     ("configmap", "-notebook-config"),  # every notebook here uses a gateway
+    ("serviceaccount", "-notebook"),  # its identity at the gateway
 ]
 
 
@@ -510,8 +513,8 @@ def test_5b_a_deleted_gateway_is_reported_and_the_notebook_kept(scenario):
         "orphan",
         predicate=lambda o: reason(o, "GatewayReady") == "GatewayNotFound",
     )
-    # Kept, the same objects (the hooks take back only what the gateway gave: its token and the
-    # labels its NetworkPolicy admits, so the Deployment and Secret are updated, never recreated).
+    # Kept, the same objects (the hooks take back only the labels the gateway's NetworkPolicy
+    # admits, so the Deployment is updated, never recreated).
     after = wait_children(cp, "default", "orphan", "JupyterNotebook", NOTEBOOK_CHILDREN)
     assert {r: o["metadata"]["uid"] for r, o in after.items()} == before
 
