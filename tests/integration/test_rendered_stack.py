@@ -16,6 +16,7 @@ import localrun as lr
 import pytest
 from rendered import container_and_files, gateway_cr, notebook_cr, render_gateway, render_notebook, secret_value
 
+from hooks.gateway import audience
 from hooks.notebook_identity import TOKEN_DIR
 
 pytestmark = pytest.mark.integration
@@ -96,7 +97,7 @@ def serving(tmp_path_factory):
         eg, door = identity.start_gateway_pod(stack, ids, gateway_children)
         jupyter = identity.start_notebook(stack, ids, notebook_children, door)
         projected = (jupyter.mounts[TOKEN_DIR] / "token").read_text()
-        yield {"eg": eg, "door": door, "jupyter": jupyter, "secrets": [secret_value(gateway_children),
+        yield {"eg": eg, "door": door, "jupyter": jupyter, "ids": ids, "secrets": [secret_value(gateway_children),
                secret_value(notebook_children), "correct horse", projected]}  # fmt: skip
 
 
@@ -143,6 +144,38 @@ def test_the_notebook_and_gateway_require_their_tokens_and_leak_none(serving):
                       Path(f"/proc/{process.pid}/environ").read_bytes().decode(errors="replace")):  # fmt: skip
             for secret in serving["secrets"]:
                 assert secret not in where, f"a secret leaked from {process.name}"
+
+
+def test_the_notebook_rereads_its_projected_token_before_each_request(serving):
+    """The kubelet replaces the token before it expires; Jupyter Server (the config's token renewer)
+    reads the file again for each request to the gateway, with no restart. Shown with a token of a
+    namespace the gateway does not allow (403), then a renewed token of the notebook's own (200)."""
+    jupyter, ids = serving["jupyter"], serving["ids"]
+    path = jupyter.mounts[TOKEN_DIR] / "token"
+    original, pid = path.read_text(), jupyter.pid
+    ids.cp.create_namespace("elsewhere")
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "x-notebook", "namespace": "elsewhere"},
+    }
+    ids.cp.apply(account)
+
+    def write(token: str) -> None:
+        new = path.with_suffix(".new")
+        new.write_text(token)
+        new.replace(path)
+
+    try:
+        assert jupyter.api("GET", "/api/kernels")[0] == 200
+        write(ids.token("x-notebook", "elsewhere", audience("gw", "default")))
+        status, body = jupyter.api("GET", "/api/kernels")
+        assert status == 403, body
+        write(ids.token("alice-notebook", "default", audience("gw", "default")))
+        assert jupyter.api("GET", "/api/kernels")[0] == 200
+    finally:
+        write(original)
+    assert jupyter.pid == pid and jupyter.proc.poll() is None
 
 
 def test_teardown_stops_every_process_it_started(tmp_path):
