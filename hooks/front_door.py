@@ -53,6 +53,7 @@ OWNER_VARS = ("KERNEL_NAMESPACE", "KERNEL_NOTEBOOK", "KERNEL_USERNAME")
 DROPPED_VARS = ("KERNEL_ID",)
 IN_CLUSTER = "/var/run/secrets/kubernetes.io/serviceaccount"
 HEALTH_PATH = "/healthz"
+MAX_BODY = 1 << 20
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _KERNEL_PATH = re.compile(r"^/api/kernels/([^/]+)(/.*)?$")
@@ -471,7 +472,8 @@ def main(argv: list) -> int:  # pragma: no cover - exercised by the integration 
     from tornado import ioloop
 
     app = _server(config)
-    app.listen(int(config["port"]), address=config.get("address", "0.0.0.0"), xheaders=False)
+    # A kernel start's body is a few KiB (a name and KERNEL_* variables); nothing larger is proxied.
+    app.listen(int(config["port"]), address=config.get("address", "0.0.0.0"), xheaders=False, max_body_size=MAX_BODY)
     log.info("listening on %s, gateway on loopback port %s", config["port"], config["upstream_port"])
     ioloop.IOLoop.current().start()
     return 0
