@@ -53,11 +53,11 @@ test: lint system-deps runtimes $(VENV)/.installed .cache/bin/psacheck e2e-bins
 	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## integration: the rendered gateway and notebook as real local processes, and a real browser
-integration: runtimes $(VENV)/.installed
+integration: runtimes $(VENV)/.installed e2e-bins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
 ## kernels: kernel pods created, run (fake node) and culled by a real Enterprise Gateway on a real API server
-kernels: runtimes $(VENV)/.installed
+kernels: runtimes $(VENV)/.installed e2e-bins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/kernels $(PYTEST_ARGS)
 
 ## e2e: our manifests and hooks' output on a real kube-apiserver and kube-controller-manager

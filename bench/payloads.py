@@ -35,6 +35,7 @@ NOTEBOOK_TYPES = [
     "ConfigMap.v1",
     "PersistentVolumeClaim.v1",
     "RoleBinding.rbac.authorization.k8s.io/v1",
+    "ServiceAccount.v1",
 ]
 
 

@@ -7,12 +7,18 @@ Children, all in the gateway's namespace:
                                    bound, so whoever may create a gateway cannot bind
                                    cluster-admin (the customize hook reads the ClusterRole)
   ConfigMap      <name>-gateway    Enterprise Gateway's configuration file (culling and all)
-  Deployment     <name>-gateway    one Enterprise Gateway, started with exactly that file
-  Service        <name>            port 8888 (API) and 8877 (kernels' response port), so
+  Deployment     <name>-gateway    one Enterprise Gateway, started with exactly that file, on
+                                   the pod's loopback, and its front door on port 8888
+  Service        <name>            port 8888 (the front door) and 8877 (kernels' response port), so
                                    notebooks reach http://<name>.<namespace>.svc:8888
-  Secret         <name>-gateway-auth  the token clients must send (spec.auth.mode token, the
-                                   default): generated once and kept, or copied from
-                                   spec.auth.secretRef; mounted as a configuration file
+  Secret         <name>-gateway-auth  Enterprise Gateway's own token (spec.auth.mode token, the
+                                   default), which only the front door sends: generated once
+                                   and kept, or copied from spec.auth.secretRef; mounted as a
+                                   configuration file
+  ConfigMap      <name>-gateway-front-door  front_door.py and its configuration: the container
+                                   on port 8888 that identifies every caller (see front_door)
+  ConfigMap      <name>-gateway-access  the namespaces allowed in, read by the front door at
+                                   each request: a change applies without a restart
   NetworkPolicy  <name>-gateway    admits only the notebooks of the allowed namespaces (port
                                    8888) and the gateway's kernel pods there (port 8877)
   ConfigMap      <name>-gateway-kernelspecs  the only kernelspecs the gateway serves, one per
@@ -23,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from importlib import resources as package_files
 
 import orjson
 from pydantic import ValidationError
@@ -36,13 +43,21 @@ from .structural import without_nulls
 
 CONFIG_DIR = "/etc/jupyter-gateway"
 CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
-PORT = 8888
+PORT = 8888  # the front door, the Service's port
+INTERNAL_PORT = 8889  # Enterprise Gateway, on the pod's loopback only
 RESPONSE_PORT = 8877
 AUTH_DIR = f"{CONFIG_DIR}/auth"
 TOKEN_KEY = "token"
 # Jupyter applications load jupyter_config.json from every JUPYTER_CONFIG_PATH directory
 # besides the --config file: the token reaches EG as a file, never argv or environment.
 AUTH_CONFIG = "jupyter_config.json"
+FRONT_DOOR_DIR = f"{CONFIG_DIR}/front-door"
+FRONT_DOOR_CONFIG = "front_door.json"
+ACCESS_DIR = f"{CONFIG_DIR}/access"
+ALLOWED_FILE = "allowed-namespaces.json"
+# How long a TokenReview's answer is reused: a deleted ServiceAccount or pod still gets in this long.
+REVIEW_CACHE_SECONDS = 30
+_FRONT_DOOR = package_files.files(__package__).joinpath("front_door.py").read_text(encoding="utf-8")
 # The labels of Enterprise Gateway's stock kernel pods (kernel-pod.yaml.j2).
 KERNEL_POD_LABELS = {"app": "enterprise-gateway", "component": "kernel"}
 CLUSTER_ROLES = "ClusterRole.rbac.authorization.k8s.io/v1"
@@ -72,6 +87,20 @@ def gateway_url(name: str, namespace: str) -> str:
 
 def child_name(name: str) -> str:
     return f"{name}-gateway"
+
+
+def audience(name: str, namespace: str) -> str:
+    """The audience of the ServiceAccount tokens notebooks present to this gateway: a token made
+    for one gateway is refused by every other (and by the API server)."""
+    return f"kubeflow.tkestack.io/gateway/{namespace}/{name}"
+
+
+def front_door_name(name: str) -> str:
+    return f"{name}-gateway-front-door"
+
+
+def access_name(name: str) -> str:
+    return f"{name}-gateway-access"
 
 
 def auth_secret_name(name: str) -> str:
@@ -150,15 +179,18 @@ def sync_gateway(parent: dict, children: dict, related: dict, now: str, new_toke
     secret, generation = None, None
     if token is not None:
         observed = ch.observed(children, ch.SECRETS, namespace, auth_secret_name(name))
-        secret = _auth_secret(name, namespace, labels, token, spec)
+        secret = _auth_secret(name, namespace, labels, token)
         secret, generation = ch.with_auth_generation(secret, observed, deployment)
         status["tokenSecret"] = auth_secret_name(name)
+    front_door = _front_door_config_map(name, namespace, labels, spec, token is not None)
     desired = [
         _service_account(name, namespace, labels),
         _role_binding(name, namespace, labels, spec.cluster_role),
         specs,
         _config_map(name, namespace, labels, config),
-        _deployment(name, namespace, labels, spec, config, generation, specs),
+        front_door,
+        _access_config_map(name, namespace, labels, spec),
+        _deployment(name, namespace, labels, spec, config, generation, specs, front_door),
         _service(name, namespace, labels),
         _network_policy(name, namespace, labels, spec),
         *([secret] if secret else []),
@@ -190,6 +222,12 @@ def sorted_children(children: list[dict]) -> list[dict]:
     return sorted(children, key=lambda c: (c["kind"], c["metadata"]["name"]))
 
 
+def _json_text(value) -> str:
+    # orjson, not json: json's indenting encoder is Python code whose closures form reference
+    # cycles, garbage that piled up to 10 MB between collections under load.
+    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+
+
 def render_config(spec: JupyterGatewaySpec) -> str:
     """Enterprise Gateway's configuration file. Each setting appears exactly once.
 
@@ -199,8 +237,9 @@ def render_config(spec: JupyterGatewaySpec) -> str:
     """
     config = {
         "EnterpriseGatewayApp": {
-            "ip": "0.0.0.0",
-            "port": PORT,
+            # Behind the front door: only the containers of its pod reach it.
+            "ip": "127.0.0.1",
+            "port": INTERNAL_PORT,
             "port_retries": 0,
             # The notebook UI lists kernels; without this every listing is a 403.
             "list_kernels": True,
@@ -222,9 +261,7 @@ def render_config(spec: JupyterGatewaySpec) -> str:
             "ensure_native_kernel": False,
         },
     }
-    # orjson, not json: json's indenting encoder is Python code whose closures form reference
-    # cycles, garbage that piled up to 10 MB between collections under load.
-    return orjson.dumps(config, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n"
+    return _json_text(config)
 
 
 def _token(spec, name, namespace, children, related, new_token) -> tuple[str | None, str | None]:
@@ -240,27 +277,12 @@ def _token(spec, name, namespace, children, related, new_token) -> tuple[str | N
     return ch.secret_value(observed, TOKEN_KEY) or new_token, None
 
 
-# Labels on the gateway's token Secret that say which namespaces' notebooks may read it: the
-# notebooks' customize hook selects it by them, so Metacontroller does not even fetch it for a
-# notebook of a namespace the gateway does not allow (hooks.notebook.customize_notebook).
-ALLOWED_NAMESPACE_PREFIX = "ns.kubeflow.tkestack.io/"
-ALL_NAMESPACES_LABEL = "kubeflow.tkestack.io/all-namespaces"
-ALLOWED = "allowed"
-
-
-def allowed_namespace_labels(namespace: str, allowed: list[str] | None) -> dict[str, str]:
-    if "*" in (allowed or []):
-        return {ALL_NAMESPACES_LABEL: ALLOWED}
-    return {f"{ALLOWED_NAMESPACE_PREFIX}{ns}": ALLOWED for ns in sorted({namespace, *(allowed or [])})}
-
-
-def _auth_secret(name: str, namespace: str, labels: dict, token: str, spec: JupyterGatewaySpec) -> dict:
+def _auth_secret(name: str, namespace: str, labels: dict, token: str) -> dict:
     config = json.dumps({"EnterpriseGatewayApp": {"auth_token": token}}, sort_keys=True)
-    secret_labels = {**labels, **allowed_namespace_labels(namespace, spec.allowed_namespaces)}
     return {
         "apiVersion": "v1",
         "kind": "Secret",
-        "metadata": _metadata(auth_secret_name(name), namespace, secret_labels),
+        "metadata": _metadata(auth_secret_name(name), namespace, labels),
         "type": "Opaque",
         "data": {TOKEN_KEY: ch.b64(token), AUTH_CONFIG: ch.b64(config)},
     }
@@ -330,6 +352,66 @@ def _config_map(name: str, namespace: str, labels: dict, config: str) -> dict:
     }
 
 
+def allowed_namespaces(namespace: str, spec: JupyterGatewaySpec) -> list[str]:
+    """Whose notebooks the front door lets in: the gateway's namespace and spec.allowedNamespaces."""
+    allowed = spec.allowed_namespaces or []
+    return ["*"] if "*" in allowed else sorted({namespace, *allowed})
+
+
+def _access_config_map(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec) -> dict:
+    """Not part of the pod's hashes: the kubelet updates the mounted file in place, and the front
+    door reads it again at the next request, so revoking a namespace needs no restart."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(access_name(name), namespace, labels),
+        "data": {ALLOWED_FILE: json.dumps(allowed_namespaces(namespace, spec)) + "\n"},
+    }
+
+
+def _front_door_config_map(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec, token: bool) -> dict:
+    config = {
+        "port": PORT,
+        "upstream_port": INTERNAL_PORT,
+        "audience": audience(name, namespace),
+        "allowed_namespaces_file": f"{ACCESS_DIR}/{ALLOWED_FILE}",
+        "gateway_labels": ch.gateway_client_labels(name, namespace),
+        "review_cache_seconds": REVIEW_CACHE_SECONDS,
+        # A kernel start waits as long as the kernel pod may take to start, and then some.
+        "request_timeout": spec.kernel_launch_timeout + 30,
+    }
+    if token:
+        config["upstream_token_file"] = f"{AUTH_DIR}/{TOKEN_KEY}"
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata(front_door_name(name), namespace, labels),
+        "data": {"front_door.py": _FRONT_DOOR, FRONT_DOOR_CONFIG: _json_text(config)},
+    }
+
+
+def _front_door_container(image: str, token: bool) -> dict:
+    mounts = [
+        {"name": "front-door", "mountPath": FRONT_DOOR_DIR, "readOnly": True},
+        {"name": "access", "mountPath": ACCESS_DIR, "readOnly": True},
+    ]
+    if token:
+        mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
+    probe = {"httpGet": {"path": "/healthz", "port": PORT}}
+    return {
+        "name": "front-door",
+        "image": image,
+        # The gateway image's interpreter: standard library and tornado (Enterprise Gateway's).
+        "command": ["python", f"{FRONT_DOOR_DIR}/front_door.py", f"{FRONT_DOOR_DIR}/{FRONT_DOOR_CONFIG}"],
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "volumeMounts": mounts,
+        "startupProbe": {**probe, "periodSeconds": 2, "failureThreshold": 60},
+        "readinessProbe": {**probe, "periodSeconds": 10, "failureThreshold": 3},
+        "livenessProbe": {**probe, "periodSeconds": 20, "failureThreshold": 3},
+    }
+
+
 def _deployment(
     name: str,
     namespace: str,
@@ -338,6 +420,7 @@ def _deployment(
     config: str,
     auth_generation: str | None,
     specs: dict,
+    front_door: dict,
 ) -> dict:
     parts = kernelspecs.gateway_pod_parts(name, spec.image)
     container = {
@@ -353,22 +436,27 @@ def _deployment(
             *parts["env"],
         ],
         "ports": [
-            {"name": "http", "containerPort": PORT, "protocol": "TCP"},
+            {"name": "internal", "containerPort": INTERNAL_PORT, "protocol": "TCP"},
             {"name": "response", "containerPort": RESPONSE_PORT, "protocol": "TCP"},
         ],
         "resources": canonical_resources(
             spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES
         ),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *parts["mounts"]],
-        "startupProbe": _tcp_probe(period=2, failures=60),
-        "readinessProbe": _tcp_probe(period=10, failures=3),
-        "livenessProbe": _tcp_probe(period=20, failures=3),
+        "startupProbe": _loopback_probe(period=2, failures=60),
+        "livenessProbe": _loopback_probe(period=20, failures=3),
     }
-    volumes = [{"name": "config", "configMap": {"name": child_name(name)}}, *parts["volumes"]]
+    volumes = [
+        {"name": "config", "configMap": {"name": child_name(name)}},
+        {"name": "front-door", "configMap": {"name": front_door_name(name)}},
+        {"name": "access", "configMap": {"name": access_name(name)}},
+        *parts["volumes"],
+    ]
     # A new configuration, kernelspec or token restarts EG: it reads them only at start.
     annotations = {
         "kubeflow.tkestack.io/config-hash": _digest(config),
         "kubeflow.tkestack.io/kernelspecs-hash": _digest(json.dumps(specs["data"], sort_keys=True)),
+        "kubeflow.tkestack.io/front-door-hash": _digest(json.dumps(front_door["data"], sort_keys=True)),
     }
     if auth_generation is not None:
         container["env"].append({"name": "JUPYTER_CONFIG_PATH", "value": AUTH_DIR})
@@ -379,7 +467,7 @@ def _deployment(
         {
             "serviceAccountName": child_name(name),
             "initContainers": parts["initContainers"],
-            "containers": [container],
+            "containers": [container, _front_door_container(spec.image, auth_generation is not None)],
             "volumes": volumes,
         },
         run_as_user=RUN_AS_USER,
@@ -403,9 +491,17 @@ def _deployment(
     }
 
 
-def _tcp_probe(period: int, failures: int) -> dict:
-    # TCP, not HTTP: every EG endpoint asks for the token once gateway auth is on.
-    return {"tcpSocket": {"port": PORT}, "periodSeconds": period, "failureThreshold": failures}
+def _loopback_probe(period: int, failures: int) -> dict:
+    """Enterprise Gateway listens on the pod's loopback, which a kubelet's TCP probe (to the pod
+    IP) cannot reach: the probe connects from inside the container. Readiness is the front
+    door's (its /healthz asks Enterprise Gateway)."""
+    check = f"import socket; socket.create_connection(('127.0.0.1', {INTERNAL_PORT}), 5).close()"
+    return {
+        "exec": {"command": ["python", "-c", check]},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 5,
+    }
 
 
 def _service(name: str, namespace: str, labels: dict) -> dict:

@@ -13,9 +13,16 @@ gateway ("Replacing stale connection"), which can leave the first cell at ``[*]`
 This connection class accepts v1 when the browser offers it and translates each message
 between v1 (browser side) and JSON (gateway side), so the first handshake succeeds and no
 second connection is made. A client that offers no subprotocol gets the plain proxy, as before.
+
+It also makes the server present the notebook's identity to the gateway: the projected
+ServiceAccount token named by JUPYTER_GATEWAY_TOKEN_FILE (audience: the gateway), sent as
+``Authorization: Bearer`` and re-read before every request to the gateway, because the kubelet
+replaces it before it expires (GatewayClient.gateway_token_renewer_class, Jupyter Server 2.0 or
+later; the initial auth_token is set because 2.8 asks the renewer only when one is).
 """
 
 import json
+import os
 
 from jupyter_client.jsonutil import json_default
 from jupyter_server.gateway.connections import GatewayWebSocketConnection
@@ -85,5 +92,36 @@ class V1GatewayWebSocketConnection(GatewayWebSocketConnection):
             self.log.debug("Notebook client closed websocket connection - message dropped")
 
 
+def read_gateway_token():
+    """The current projected token, or None when the file is missing or empty."""
+    path = os.environ.get("JUPYTER_GATEWAY_TOKEN_FILE")
+    if not path:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except OSError:
+        return None
+
+
 c = get_config()  # noqa: F821 -- provided by Jupyter's config loader
 c.ServerApp.kernel_websocket_connection_class = V1GatewayWebSocketConnection
+
+if os.environ.get("JUPYTER_GATEWAY_TOKEN_FILE"):
+    c.GatewayClient.auth_scheme = "Bearer"
+    # The renewer is asked only when a token is set; the file may be empty at start in theory.
+    c.GatewayClient.auth_token = read_gateway_token() or "-"
+    try:
+        from jupyter_server.gateway.gateway_client import GatewayTokenRenewerBase
+    except ImportError:  # an older server sends the token it read at start
+        GatewayTokenRenewerBase = None
+
+    if GatewayTokenRenewerBase is not None:
+
+        class ProjectedTokenRenewer(GatewayTokenRenewerBase):
+            """The token file's current content, for each request to the gateway."""
+
+            def get_token(self, auth_header_key, auth_scheme, auth_token, **kwargs):
+                return read_gateway_token() or auth_token
+
+        c.GatewayClient.gateway_token_renewer_class = ProjectedTokenRenewer

@@ -76,7 +76,8 @@ class Resources(_Spec):
 
 
 class GatewayAuth(_Spec):
-    """Whether clients must present a token (Enterprise Gateway's auth_token)."""
+    """Enterprise Gateway's own token (auth_token), which only the gateway's front door sends;
+    notebooks are identified by their ServiceAccount tokens either way."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -87,10 +88,13 @@ class GatewayAuth(_Spec):
     )
 
     mode: Literal["token", "none"] = Field(
-        "token", description="token: clients must send the gateway's token; none: anyone who reaches it may."
+        "token",
+        description="token: Enterprise Gateway requires an internal token that only the front door sends; "
+        "none: it requires none (it listens on the pod's loopback). "
+        "Callers are identified by the front door either way.",
     )
     secret_ref: SecretRef | None = Field(
-        None, description="Secret of the gateway's namespace holding the token; one is generated when absent."
+        None, description="Secret of the gateway's namespace holding the internal token; one is generated when absent."
     )
 
     @model_validator(mode="after")
@@ -239,7 +243,7 @@ class JupyterGatewaySpec(_Spec):
         Field(max_length=256, json_schema_extra={"x-kubernetes-list-type": "set"}),
     ] = Field(
         None,
-        description="Namespaces whose notebooks may use the gateway (and get its token) besides its own; * for all.",
+        description="Namespaces whose notebooks the gateway's front door lets in besides its own; * for all.",
     )
 
     @model_validator(mode="after")

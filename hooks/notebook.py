@@ -4,20 +4,24 @@ Children, all in the notebook's namespace:
   Deployment <name>-notebook        a Jupyter server pointed at the gateway through its
                                     environment, so a user's own command is left alone
   Service    <name>-notebook        port 8888
-  Secret     <name>-notebook-auth   the access token, password hash and gateway token, mounted
-                                    as files (see notebook_auth)
+  Secret     <name>-notebook-auth   the access token and password hash, mounted as files (see
+                                    notebook_auth)
+  ServiceAccount <name>-notebook    the identity the notebook shows its gateway, as a projected
+                                    token (see notebook_identity); only with spec.gateway
   ConfigMap  <name>-notebook-config a jupyter_server_config.py that lets JupyterLab's kernel
                                     websocket through the gateway (see notebook_config); only
                                     with spec.gateway
   PersistentVolumeClaim, RoleBinding  the workspace and the gateway's right to run this
                                     notebook's kernels here (see notebook_kernels)
 
-A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
-lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed. What a gateway
-grants (its token, the gateway-client pod labels its NetworkPolicy admits, the kernel
+No gateway secret reaches a notebook: the gateway's front door identifies it by its
+ServiceAccount token and lets in only the namespaces the gateway lists in
+spec.allowedNamespaces (and its own); notebooks of others get NamespaceNotAllowed here. What
+a gateway grants (the gateway-client pod labels its NetworkPolicy admits, the kernel
 RoleBinding) is decided once, first, from the raw spec (_gateway_access), and every path that
-keeps the observed children takes back what is no longer granted (_revoked). A notebook with
-auth.mode disable is granted nothing: anyone on the pod network could use it.
+keeps the observed children takes back what is no longer granted (_revoked), including a
+gateway token a Secret written before the front door still holds. A notebook with auth.mode
+disable is granted nothing: anyone on the pod network could use it.
 """
 
 from __future__ import annotations
@@ -30,9 +34,9 @@ from pydantic import ValidationError
 from . import children as ch
 from . import notebook_auth as auth
 from . import notebook_config as server_config
+from . import notebook_identity as identity
 from . import notebook_kernels as kernels
-from .gateway import ALL_NAMESPACES_LABEL, ALLOWED, ALLOWED_NAMESPACE_PREFIX, gateway_url
-from .gateway import auth_secret_name as gateway_secret_name
+from .gateway import gateway_url
 from .models import (
     API_VERSION,
     AUTH_DISABLED_WITH_GATEWAY,
@@ -52,7 +56,7 @@ LAUNCH_TIMEOUT_PAD = 2
 DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 # Environment variables that would carry a secret (refused) or that the hook sets from the spec.
 SECRET_ENV = {"JUPYTER_TOKEN", "JUPYTER_PASSWORD", "JUPYTER_GATEWAY_AUTH_TOKEN"}
-MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL"}
+MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL", identity.TOKEN_ENV}
 # Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
 # Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
 # The child types of the CompositeController (metacontroller/jupyternotebook.yaml).
@@ -64,6 +68,7 @@ CHILD_TYPES = frozenset(
         "ConfigMap.v1",
         "PersistentVolumeClaim.v1",
         "RoleBinding.rbac.authorization.k8s.io/v1",
+        "ServiceAccount.v1",
     }
 )
 _KERNEL_RESOURCE_ENV = {"cpu": "KERNEL_CPUS", "memory": "KERNEL_MEMORY", "gpu": "KERNEL_GPUS"}
@@ -79,14 +84,8 @@ def notebook_url(name: str, namespace: str) -> str:
 
 def customize_notebook(parent: dict) -> dict:
     """Related resources: the JupyterGateway the notebook points at (hook v2: in any namespace),
-    its token Secret only if the gateway allows the notebook's namespace, and the Secret
-    spec.auth.passwordSecretRef names.
-
-    The gateway labels its token Secret with the namespaces it allows (gateway.py), so two
-    label selectors (this namespace's label, or the all-namespaces one) make Metacontroller
-    fetch the Secret only for notebooks that may have it; a notebook without authentication
-    may not (see _gateway_access), so it is not even sent the Secret.
-    """
+    the ClusterRoles approved for gateways, and the Secret spec.auth.passwordSecretRef names.
+    No Secret of the gateway: the notebook authenticates with its own ServiceAccount."""
     spec = parent.get("spec")
     own = parent["metadata"].get("namespace") or "default"
     rules = auth.password_secret_rule(parent)
@@ -96,12 +95,6 @@ def customize_notebook(parent: dict) -> dict:
     name, namespace = ref
     gateways = {"apiVersion": API_VERSION, "resource": "jupytergateways", "namespace": namespace}
     rules += [kernels.approved_roles_rule(), {**gateways, "names": [name]}]
-    if _auth_disabled(spec):
-        return {"relatedResources": rules}
-    owner = {"kubeflow.tkestack.io/jupytergateway": name}
-    for allowed in ({f"{ALLOWED_NAMESPACE_PREFIX}{own}": ALLOWED}, {ALL_NAMESPACES_LABEL: ALLOWED}):
-        selector = {"matchLabels": {**owner, **allowed}}
-        rules.append({"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "labelSelector": selector})
     return {"relatedResources": rules}
 
 
@@ -160,7 +153,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     if password_problem:
         return keep("PasswordSecretNotFound", password_problem)
 
-    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, access.token, password)
+    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, password)
     generation = None
     if secret is not None:
         secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
@@ -180,7 +173,7 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     if secret is not None:
         desired.append(secret)
     if gateway is not None:
-        desired.append(server_config.config_map(name, namespace))
+        desired += [server_config.config_map(name, namespace), identity.service_account(name, namespace)]
     if spec.auth and spec.auth.secret_ref:
         status["tokenSecret"] = spec.auth.secret_ref.name
     elif secret is not None:
@@ -215,7 +208,6 @@ class GatewayAccess(NamedTuple):
 
     ref: tuple[str, str] | None  # (name, namespace) of that gateway; None without a readable spec.gateway
     gateway: dict | None  # the gateway (its spec read defensively), when the notebook may use it
-    token: str | None  # its token, when the notebook may hold it (None for a gateway without auth)
     runs_kernels: bool  # the gateway may run kernels in the notebook's namespace
     condition: dict | None  # GatewayReady, saying why not; None without spec.gateway
 
@@ -225,7 +217,7 @@ def _gateway_access(spec, namespace: str, related: dict, previous, now: str) -> 
     (any JSON: this runs before the model validates it)."""
     ref = gateway_ref(spec, namespace)
     if ref is None:
-        return GatewayAccess(None, None, None, False, None)
+        return GatewayAccess(None, None, False, None)
     name, gw_namespace = ref
     where = f"JupyterGateway {gw_namespace}/{name}"
 
@@ -233,7 +225,7 @@ def _gateway_access(spec, namespace: str, related: dict, previous, now: str) -> 
         return ch.condition("GatewayReady", ok, reason, message, previous, now)
 
     def denied(reason: str, message: str, runs_kernels: bool = False) -> GatewayAccess:
-        return GatewayAccess(ref, None, None, runs_kernels, cond(False, reason, message))
+        return GatewayAccess(ref, None, runs_kernels, cond(False, reason, message))
 
     if _auth_disabled(spec):
         return denied("NotebookAuthDisabled", f"spec.auth.mode: {AUTH_DISABLED_WITH_GATEWAY}")
@@ -245,34 +237,27 @@ def _gateway_access(spec, namespace: str, related: dict, previous, now: str) -> 
     if namespace != gw_namespace and namespace not in allowed and "*" not in allowed:
         message = f"{where} does not list namespace {namespace} in its spec.allowedNamespaces"
         return denied("NamespaceNotAllowed", message)
-    token = None
-    if (ch.as_dict(gw_spec.get("auth")).get("mode") or "token") != "none":
-        secret = (related.get(ch.SECRETS) or {}).get(f"{gw_namespace}/{gateway_secret_name(name)}")
-        token = ch.secret_value(secret, "token")
-        if not token:
-            message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
-            return denied("GatewayTokenNotFound", message, runs_kernels=True)
     # Read defensively from here on: the gateway's spec as an object, its identity as looked up.
     used = {**gateway, "metadata": {"name": name, "namespace": gw_namespace}, "spec": gw_spec}
     conditions = ch.as_dict(gateway.get("status")).get("conditions")
     conditions = conditions if isinstance(conditions, list) else []
     ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
     if ready and ready.get("status") == "True":
-        return GatewayAccess(ref, used, token, True, cond(True, "GatewayReady", f"{where} is ready"))
+        return GatewayAccess(ref, used, True, cond(True, "GatewayReady", f"{where} is ready"))
     detail = ready.get("message") if ready and isinstance(ready.get("message"), str) else "it reports no status yet"
-    return GatewayAccess(ref, used, token, True, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}"))
+    return GatewayAccess(ref, used, True, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}"))
 
 
 def _revoked(kept: list[dict], access: GatewayAccess, name: str, namespace: str, children: dict, related: dict):
-    """The one place that applies ``access`` to kept children: the Secret loses a gateway token
-    other than the one the notebook may hold, the pods lose gateway-client labels that do not
+    """The one place that applies ``access`` to kept children: the Secret loses any gateway token
+    (one written before the front door identified notebooks), the pods lose gateway-client labels that do not
     name the gateway it may use, and a RoleBinding stays only as kernels.kept_role_binding allows.
     New Secret content rolls the pods, so no server keeps a token it read at start."""
     secret_name = auth.secret_name(name)
     secret = next((c for c in kept if c["kind"] == "Secret" and c["metadata"]["name"] == secret_name), None)
     revoked_secret, generation = secret, None
     if secret is not None:
-        revoked_secret = auth.kept_secret(secret, access.token)
+        revoked_secret = auth.kept_secret(secret, None)
         if revoked_secret != secret:
             observed_secret = ch.observed(children, ch.SECRETS, namespace, secret_name)
             deployment = ch.observed(children, ch.DEPLOYMENTS, namespace, child_name(name))
@@ -329,10 +314,16 @@ def _pod_template(
     index = _notebook_index(containers)
     problems = _reserved_env(pod_spec, index)
     auth_volumes, auth_mounts, auth_env = auth.volumes_mounts_env(spec, secret)
-    if gateway is not None:  # the kernel websocket fix for JupyterLab through a gateway
+    if gateway is not None:
+        # the kernel websocket fix for JupyterLab through a gateway, and the notebook's identity
         config_volume, config_mount = server_config.volume_and_mount(name)
-        auth_volumes, auth_mounts = [*auth_volumes, config_volume], [*auth_mounts, config_mount]
-        auth_env = server_config.with_config_dir(auth_env)
+        token_volume, token_mount, token_env = identity.pod_parts(name, gateway)
+        auth_volumes = [*auth_volumes, config_volume, token_volume]
+        auth_mounts = [*auth_mounts, config_mount, token_mount]
+        auth_env = [*server_config.with_config_dir(auth_env), token_env]
+        problem = identity.service_account_problem(name, pod_spec)
+        if problem:
+            problems.append(problem)
 
     notebook = dict(containers[index])
     port, base_url, problem = server_address(notebook, f"spec.template.spec.containers[{index}]")
@@ -354,7 +345,8 @@ def _pod_template(
     notebook.setdefault("readinessProbe", {"httpGet": {"path": f"{base_url}api", "port": port}, "periodSeconds": 10})
 
     volumes = list(pod_spec.get("volumes") or [])
-    for reserved in (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, server_config.VOLUME, kernels.WORKSPACE_VOLUME):
+    reserved_volumes = (auth.AUTH_VOLUME, auth.TOKEN_VOLUME, server_config.VOLUME, identity.TOKEN_VOLUME)
+    for reserved in (*reserved_volumes, kernels.WORKSPACE_VOLUME):
         if any(v.get("name") == reserved for v in volumes):
             problems.append(f"spec.template.spec.volumes: the name {reserved} is reserved")
     pod_spec = {
@@ -369,6 +361,9 @@ def _pod_template(
                 for i, c in enumerate(pod_spec[list_name])
             ]
     pod_spec.setdefault("automountServiceAccountToken", False)
+    if gateway is not None:
+        pod_spec["serviceAccountName"] = identity.service_account_name(name)
+        pod_spec.pop("serviceAccount", None)
     pod_spec = harden(pod_spec)
     problems += violations(pod_spec, "spec.template.spec")
     problems += annotation_violations(user_meta.get("annotations") or {}, "spec.template.metadata.annotations")

@@ -1,8 +1,9 @@
-"""The notebook's secrets: its access token, its password hash and its gateway's token.
+"""The notebook's secrets: its access token and its password hash.
 
 They reach the Jupyter server only as files from Secrets: the token file named by
-JUPYTER_TOKEN_FILE, and a jupyter_server_config.json (password hash, the gateway's
-token as GatewayClient.auth_token) in the directory named by JUPYTER_CONFIG_PATH.
+JUPYTER_TOKEN_FILE, and a jupyter_server_config.json (password hash) in the directory
+named by JUPYTER_CONFIG_PATH. (The gateway knows the notebook by its ServiceAccount's
+token instead: notebook_identity.)
 Never argv, never environment: Jupyter Server logs its environment when it starts a
 kernel through a gateway.
 """
@@ -36,7 +37,6 @@ def auth_secret(
     observed: dict | None,
     new_token: str,
     uid: str,
-    gateway_token: str | None,
     password: str | None,
 ) -> dict | None:
     """The Secret the hook owns: the token (unless the user names their own) and the config file.
@@ -57,8 +57,6 @@ def auth_secret(
     config = {}
     if password:
         config["PasswordIdentityProvider"] = {"hashed_password": password_hash(password, uid)}
-    if gateway_token:
-        config["GatewayClient"] = {"auth_token": gateway_token}
     if config:
         data[CONFIG_FILE] = ch.b64(json.dumps(config, sort_keys=True))
     if not data:

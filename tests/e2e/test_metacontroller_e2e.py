@@ -57,6 +57,8 @@ GATEWAY_CHILDREN = [
     ("rolebinding", "-gateway"),
     ("configmap", "-gateway"),
     ("configmap", "-gateway-kernelspecs"),
+    ("configmap", "-gateway-front-door"),
+    ("configmap", "-gateway-access"),
     ("deployment", "-gateway"),
     ("service", ""),
     ("secret", "-gateway-auth"),
@@ -67,6 +69,7 @@ NOTEBOOK_CHILDREN = [
     ("service", "-notebook"),
     ("secret", "-notebook-auth"),
     ("configmap", "-notebook-config"),  # every notebook here uses a gateway
+    ("serviceaccount", "-notebook"),  # its identity at the gateway
 ]
 
 
@@ -369,8 +372,9 @@ def test_2_a_notebook_in_another_namespace_uses_the_shared_gateway(seed):
 
 def test_2b_keep_paths_take_back_what_the_gateway_no_longer_grants(seed):
     """Issue 15: a kernel role that loses its approval unbinds the notebook's kernels, and a
-    notebook whose spec the hook refuses (the CRD stores it) still loses the gateway's token,
-    client labels and RoleBinding when the gateway drops its namespace; the rest is kept."""
+    notebook whose spec the hook refuses (the CRD stores it) still loses the gateway's client
+    labels and RoleBinding when the gateway drops its namespace; the rest is kept. No notebook
+    ever holds the gateway's token (its front door knows notebooks by their ServiceAccounts)."""
     state, _, _ = seed
     cp = state["cp"]
     cp.create_namespace("team-a", {**RESTRICTED, SCENARIO_LABEL: "true"})
@@ -391,12 +395,13 @@ def test_2b_keep_paths_take_back_what_the_gateway_no_longer_grants(seed):
         lambda: (
             (c := wait_children(cp, "team-a", "alice", "JupyterNotebook", with_binding))
             and c["rolebinding"]["roleRef"]["name"] == "e2e-kernels-15"
-            and "GatewayClient" in _secret_config(c["secret"])
+            and f"{GROUP}/gateway-name" in c["deployment"]["spec"]["template"]["metadata"]["labels"]
             and c
         ),
         timeout=60,
-        what="alice with the gateway's token and a RoleBinding to e2e-kernels-15",
+        what="alice with the client labels and a RoleBinding to e2e-kernels-15",
     )
+    assert "GatewayClient" not in _secret_config(nb["secret"]), "no gateway token in a notebook"
     uids = {r: o["metadata"]["uid"] for r, o in nb.items() if r != "rolebinding"}
 
     def alice(ready: str) -> dict:
@@ -419,7 +424,8 @@ def test_2b_keep_paths_take_back_what_the_gateway_no_longer_grants(seed):
     wait_for(binding_gone, timeout=60, what="alice's RoleBinding deleted")
     kept = wait_children(cp, "team-a", "alice", "JupyterNotebook", NOTEBOOK_CHILDREN)
     assert {r: o["metadata"]["uid"] for r, o in kept.items()} == uids
-    assert "GatewayClient" in _secret_config(kept["secret"]), "the gateway still allows team-a"
+    labels = kept["deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert f"{GROUP}/gateway-name" in labels, "the gateway still allows team-a"
 
     # Approved again; then a spec the CRD stores but the hook refuses: everything kept.
     cp.kubectl("label", "clusterrole", "e2e-kernels-15", f"{role_label}=true")
@@ -431,7 +437,7 @@ def test_2b_keep_paths_take_back_what_the_gateway_no_longer_grants(seed):
     alice("InvalidSpec")
     assert not binding_gone(), "kept while the gateway grants it"
 
-    # The gateway drops team-a: token, client labels and RoleBinding go; the rest stays.
+    # The gateway drops team-a: client labels and RoleBinding go; the rest stays.
     patch(cp, "jupytergateway", GATEWAY, {"allowedNamespaces": ["team-z"]})
     wait_status(
         cp,
@@ -677,8 +683,8 @@ def test_5b_a_deleted_gateway_is_reported_and_the_notebook_kept(scenario):
         "orphan",
         predicate=lambda o: reason(o, "GatewayReady") == "GatewayNotFound",
     )
-    # Kept, the same objects (the hooks take back only what the gateway gave: its token and the
-    # labels its NetworkPolicy admits, so the Deployment and Secret are updated, never recreated).
+    # Kept, the same objects (the hooks take back only the labels the gateway's NetworkPolicy
+    # admits, so the Deployment is updated, never recreated).
     after = wait_children(cp, "default", "orphan", "JupyterNotebook", NOTEBOOK_CHILDREN)
     assert {r: o["metadata"]["uid"] for r, o in after.items()} == before
 

@@ -95,6 +95,30 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "all containers share one host network namespace",
     ),
     Substitution(
+        "pod-ports",
+        "a port of another container of the same pod, reached on the pod's loopback (the front "
+        "door's upstream_port: Enterprise Gateway's containerPort 8889)",
+        "that container's local port, in the same places as row container-port",
+        "each container gets its own free ports here; a pod's containers share one network namespace",
+    ),
+    Substitution(
+        "service-account-mount",
+        "the kubelet's automatic mount of the pod's ServiceAccount token and the cluster CA at "
+        "/var/run/secrets/kubernetes.io/serviceaccount (automountServiceAccountToken), and "
+        "KUBERNETES_SERVICE_HOST/PORT, in the gateway pod's front-door container",
+        "that mount added to the container, holding a real token of the gateway's ServiceAccount "
+        "(TokenRequest API) and the local CA; KUBERNETES_SERVICE_HOST=127.0.0.1 and the API server's port",
+        "the kubelet adds the mount at admission; here the local API server is the cluster",
+    ),
+    Substitution(
+        "projected-token",
+        "a projected serviceAccountToken volume (the notebook's token for its gateway: audience, "
+        "expirationSeconds), written and renewed by the kubelet",
+        "a token of the pod's ServiceAccount with that audience and lifetime from the TokenRequest API "
+        "(kubectl create token), written once; a test rewrites it to show renewal",
+        "no kubelet",
+    ),
+    Substitution(
         "bind-address",
         "0.0.0.0",
         "127.0.0.1",
@@ -553,6 +577,7 @@ def start_container(
     mount_dirs: Mapping[str, Path] | None = None,
     extra_env: Mapping[str, str] | None = None,
     port_map: Mapping[int, int] | None = None,
+    pod_ports: Mapping[int, int] | None = None,
 ) -> LocalProcess:
     """Start one rendered container as a local process (see SUBSTITUTIONS).
 
@@ -565,7 +590,8 @@ def start_container(
     workspace PVC); a mount under the image's WORKDIR /home/jovyan also appears under the
     notebook's root_dir.  extra_env: set after the container env (tests/kernels lists why
     in its own substitution rows).  port_map: reuse these local ports (a restarted gateway
-    keeps its address, as a pod keeps its Service).
+    keeps its address, as a pod keeps its Service).  pod_ports: the local ports of the other
+    containers of the same pod (row pod-ports), which this one reaches on its loopback.
     """
     name = container.get("name") or "container"
     workdir = Path(workdir).resolve() / name
@@ -609,7 +635,8 @@ def start_container(
     unknown = set(files) - set(mounts)
     if unknown:
         raise LocalRunError(f"{name}: files given for paths that are not volumeMounts: {sorted(unknown)}")
-    ctx = _Ctx(mounts=mounts, ports=ports, services=svc, remote_kernels=remote_kernels)
+    siblings = {p: local for p, local in (pod_ports or {}).items() if p not in ports}
+    ctx = _Ctx(mounts=mounts, ports={**siblings, **ports}, services=svc, remote_kernels=remote_kernels)
     for mp, content in files.items():
         for fname, data in content.items():
             raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -785,13 +812,15 @@ class LocalStack:
 class KernelWS:
     """Minimal Jupyter kernel websocket client (v1 JSON protocol, no subprotocol)."""
 
-    def __init__(self, base_url: str, kernel_id: str, token: str | None = None, timeout: float = 30):
+    def __init__(
+        self, base_url: str, kernel_id: str, token: str | None = None, timeout: float = 30, scheme: str = "token"
+    ):
         import websocket  # websocket-client
 
         ws_url = base_url.replace("http://", "ws://", 1) + f"/api/kernels/{kernel_id}/channels"
         self.session = uuid.uuid4().hex
         ws_url += f"?session_id={self.session}"
-        hdr = [f"Authorization: token {token}"] if token else []
+        hdr = [f"Authorization: {scheme} {token}"] if token else []
         self.ws = websocket.create_connection(ws_url, header=hdr, timeout=timeout)
 
     def close(self) -> None:

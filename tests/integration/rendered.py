@@ -58,15 +58,21 @@ def render_notebook(
     if "Secret" in gateway_children:
         secret = gateway_children["Secret"]
         related["Secret.v1"][f"{meta['namespace']}/{secret['metadata']['name']}"] = secret
+    role = gateway["spec"].get("clusterRole", "jupyter-gateway-kernels")
+    related[CLUSTER_ROLES] = {role: {"metadata": {"name": role, "labels": {KERNEL_ROLE_LABEL: "true"}}}}
     result = sync_notebook(cr, {}, related, NOW, secrets.token_hex(24))
     assert result["children"], result["status"]
     return _by_kind(result["children"])
 
 
-def container_and_files(children: dict[str, dict]) -> tuple[dict, dict[str, dict[str, bytes]]]:
-    """The Deployment's first container and, for each of its mounts, the files the kubelet writes."""
+def container_and_files(
+    children: dict[str, dict], index: int = 0, projected=None
+) -> tuple[dict, dict[str, dict[str, bytes]]]:
+    """The Deployment's container ``index`` and, for each of its mounts, the files the kubelet
+    writes. ``projected(volume)`` gives the files of a projected volume (a ServiceAccount token:
+    identity.py); without it such a mount is an error."""
     pod = children["Deployment"]["spec"]["template"]["spec"]
-    container = pod["containers"][0]
+    container = pod["containers"][index]
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     files = {}
     for mount in container.get("volumeMounts", []):
@@ -77,6 +83,11 @@ def container_and_files(children: dict[str, dict]) -> tuple[dict, dict[str, dict
         elif "secret" in volume:
             source = volume["secret"]
             data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}
+        elif "projected" in volume:
+            if projected is None:
+                raise AssertionError(f"volume {volume['name']} is projected: pass projected=")
+            files[mount["mountPath"]] = projected(volume)
+            continue
         else:  # emptyDir, a claim: empty at start
             files[mount["mountPath"]] = {}
             continue

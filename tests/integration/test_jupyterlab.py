@@ -14,11 +14,12 @@ import json
 import time
 import uuid
 
+import identity
 import localrun as lr
 import pytest
 from jupyterlab import JupyterLab
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from rendered import container_and_files, gateway_cr, notebook_cr, render_gateway, render_notebook, secret_value
+from rendered import gateway_cr, notebook_cr, render_gateway, render_notebook
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +33,21 @@ def shared(tmp_path_factory):
     """One gateway and two users' notebooks on it, all started from what the hooks render."""
     gateway = gateway_cr("gw", cullIdleTimeout=0, cullInterval=1)
     gateway_children = render_gateway(gateway)
-    with lr.LocalStack(tmp_path_factory.mktemp("lab")) as stack:
-        eg = stack.start_gateway(*container_and_files(gateway_children), token=secret_value(gateway_children))
+    notebook_children = {
+        user: render_notebook(notebook_cr(user, gateway={"name": "gw"}), gateway, gateway_children)
+        for user in ("alice", "bob")
+    }
+    workdir = tmp_path_factory.mktemp("lab")
+    with identity.local_cluster(workdir) as ids, lr.LocalStack(workdir) as stack:
+        rendered = [gateway_children, *notebook_children.values()]
+        ids.install([c for children in rendered for key, c in children.items() if "/" in key])
+        eg, door = identity.start_gateway_pod(stack, ids, gateway_children)
         notebooks = {}
-        for user in ("alice", "bob"):
-            children = render_notebook(notebook_cr(user, gateway={"name": "gw"}), gateway, gateway_children)
+        for user, children in notebook_children.items():
             assert "ConfigMap" in children, "the notebook's server configuration is rendered"
-            container, files = container_and_files(children)
-            container = {**container, "name": f"notebook-{user}"}  # the runner's work directory and log
-            notebooks[user] = stack.start_notebook(container, files, token=secret_value(children),
-                                                   services={"gw.default:8888": eg})  # fmt: skip
-        yield {"eg": eg, **notebooks}
+            # the runner's work directory and log are named after the container
+            notebooks[user] = identity.start_notebook(stack, ids, children, door, name=f"notebook-{user}")
+        yield {"eg": eg, "door": door, **notebooks}
 
 
 def gateway_kernels(eg: lr.LocalProcess) -> set[str]:

@@ -11,9 +11,13 @@ import re
 import time
 from pathlib import Path
 
+import identity
 import localrun as lr
 import pytest
 from rendered import container_and_files, gateway_cr, notebook_cr, render_gateway, render_notebook, secret_value
+
+from hooks.gateway import audience
+from hooks.notebook_identity import TOKEN_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -87,14 +91,14 @@ def serving(tmp_path_factory):
     notebook_children = render_notebook(
         notebook, gateway, gateway_children, {"alice-password": {"password": "correct horse"}}
     )
-    with lr.LocalStack(tmp_path_factory.mktemp("serving")) as stack:
-        gw_container, gw_files = container_and_files(gateway_children)
-        eg = stack.start_gateway(gw_container, gw_files, token=secret_value(gateway_children))
-        nb_container, nb_files = container_and_files(notebook_children)
-        jupyter = stack.start_notebook(nb_container, nb_files, token=secret_value(notebook_children),
-                                       services={"gw.default:8888": eg})  # fmt: skip
-        yield {"eg": eg, "jupyter": jupyter, "secrets": [secret_value(gateway_children),
-               secret_value(notebook_children), "correct horse"]}  # fmt: skip
+    workdir = tmp_path_factory.mktemp("serving")
+    with identity.local_cluster(workdir) as ids, lr.LocalStack(workdir) as stack:
+        ids.install([c for key, c in [*gateway_children.items(), *notebook_children.items()] if "/" in key])
+        eg, door = identity.start_gateway_pod(stack, ids, gateway_children)
+        jupyter = identity.start_notebook(stack, ids, notebook_children, door)
+        projected = (jupyter.mounts[TOKEN_DIR] / "token").read_text()
+        yield {"eg": eg, "door": door, "jupyter": jupyter, "ids": ids, "secrets": [secret_value(gateway_children),
+               secret_value(notebook_children), "correct horse", projected]}  # fmt: skip
 
 
 def test_with_cull_idle_timeout_zero_nothing_is_culled(serving):
@@ -111,6 +115,7 @@ def test_the_notebook_runs_its_kernels_on_the_gateway(serving):
     assert re.search(r"Kernels will be managed by the Gateway server", jupyter.log())
     status, kernel = jupyter.api("POST", "/api/kernels", {})
     assert status == 201, kernel
+    assert f"kernel {kernel['id']} started for default/alice" in serving["door"].log(), "through the front door"
     assert kernel["id"] in [k["id"] for k in eg.api("GET", "/api/kernels")[1]]
     with lr.KernelWS(jupyter.url, kernel["id"], jupyter.headers["Authorization"].split()[-1]) as ws:
         result = ws.execute(
@@ -134,11 +139,43 @@ def test_the_notebook_and_gateway_require_their_tokens_and_leak_none(serving):
     status, session = jupyter.api("POST", "/api/sessions", {"path": "leak.ipynb", "type": "notebook", "kernel": {}})
     assert status == 201, session
     assert "started kernel" in jupyter.log()
-    for process in (eg, jupyter):
+    for process in (eg, jupyter, serving["door"]):
         for where in (process.log(), Path(f"/proc/{process.pid}/cmdline").read_bytes().decode(errors="replace"),
                       Path(f"/proc/{process.pid}/environ").read_bytes().decode(errors="replace")):  # fmt: skip
             for secret in serving["secrets"]:
                 assert secret not in where, f"a secret leaked from {process.name}"
+
+
+def test_the_notebook_rereads_its_projected_token_before_each_request(serving):
+    """The kubelet replaces the token before it expires; Jupyter Server (the config's token renewer)
+    reads the file again for each request to the gateway, with no restart. Shown with a token of a
+    namespace the gateway does not allow (403), then a renewed token of the notebook's own (200)."""
+    jupyter, ids = serving["jupyter"], serving["ids"]
+    path = jupyter.mounts[TOKEN_DIR] / "token"
+    original, pid = path.read_text(), jupyter.pid
+    ids.cp.create_namespace("elsewhere")
+    account = {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "x-notebook", "namespace": "elsewhere"},
+    }
+    ids.cp.apply(account)
+
+    def write(token: str) -> None:
+        new = path.with_suffix(".new")
+        new.write_text(token)
+        new.replace(path)
+
+    try:
+        assert jupyter.api("GET", "/api/kernels")[0] == 200
+        write(ids.token("x-notebook", "elsewhere", audience("gw", "default")))
+        status, body = jupyter.api("GET", "/api/kernels")
+        assert status == 403, body
+        write(ids.token("alice-notebook", "default", audience("gw", "default")))
+        assert jupyter.api("GET", "/api/kernels")[0] == 200
+    finally:
+        write(original)
+    assert jupyter.pid == pid and jupyter.proc.poll() is None
 
 
 def test_teardown_stops_every_process_it_started(tmp_path):

@@ -9,7 +9,11 @@
   in-cluster identity is a real token of the gateway's ServiceAccount (TokenRequest API), so
   the RBAC the hooks render is what lets it create and delete kernel pods;
 - the one stand-in, FakeNode, running the kernel pods EG creates as local processes;
-- a real Jupyter Server 2.21 started from the rendered notebook Deployment (localrun).
+- the gateway's front door started from the rendered gateway pod beside EG (localrun), reviewing
+  the notebooks' projected ServiceAccount tokens with the real API server;
+- a real Jupyter Server 2.21 started from the rendered notebook Deployment (localrun), reaching
+  the gateway through the front door with a real token of its ServiceAccount (TokenRequest API);
+  ``others`` adds more notebooks in more namespaces, sharing the gateway.
 
 Everything substituted is listed in localrun.SUBSTITUTIONS.
 """
@@ -34,7 +38,16 @@ from controlplane import BUILD_SCRIPT, ControlPlane, wait_for
 from fake_node import FakeNode, kernel_images
 from kubeapi import KubeApi
 
-from hooks.gateway import CLUSTER_ROLES, KERNEL_ROLE_LABEL, sync_gateway
+from hooks.front_door import IN_CLUSTER
+from hooks.gateway import (
+    ACCESS_DIR,
+    ALLOWED_FILE,
+    CLUSTER_ROLES,
+    INTERNAL_PORT,
+    KERNEL_ROLE_LABEL,
+    access_name,
+    sync_gateway,
+)
 from hooks.models import API_VERSION
 from hooks.notebook import GATEWAYS, sync_notebook
 from tests import eg_launcher
@@ -92,9 +105,16 @@ def secret_token(children: list[dict], name: str, key: str = "token") -> str:
 
 
 class KernelStack:
-    def __init__(self, workdir: Path, gateway_spec: dict, notebook_spec: dict):
+    def __init__(
+        self, workdir: Path, gateway_spec: dict, notebook_spec: dict, others: dict[str, tuple[str, dict]] | None = None
+    ):
+        """``others``: more notebooks sharing the gateway, name -> (namespace, spec)."""
         self.workdir = Path(workdir)
         self.gateway_spec, self.notebook_spec = gateway_spec, notebook_spec
+        self.others = dict(others or {})
+        self.notebooks: dict[str, lr.LocalProcess] = {}
+        self.other_children: dict[str, list[dict]] = {}
+        self.door: lr.LocalProcess | None = None
         self.cp: ControlPlane | None = None
         self.api: KubeApi | None = None
         self.node: FakeNode | None = None
@@ -128,18 +148,22 @@ class KernelStack:
         self.timings["control_plane_s"] = round(time.monotonic() - t0, 2)
         self._install()
         self._render_and_apply()
+        namespaces = {GATEWAY_NS, NOTEBOOK_NS, *(ns for ns, _ in self.others.values())}
         self.node = FakeNode(
-            self.api, {GATEWAY_NS, NOTEBOOK_NS}, self.workdir / "node", kernel_images(SDIST), lr.EG_VENV, self.claims
+            self.api, namespaces, self.workdir / "node", kernel_images(SDIST), lr.EG_VENV, self.claims
         ).start()
         self.start_gateway()
-        self._start_notebook()
+        self.jupyter = self._start_notebook(NOTEBOOK, NOTEBOOK_NS, self.notebook_children)
+        for name, (namespace, _) in self.others.items():
+            self.notebooks[name] = self._start_notebook(name, namespace, self.other_children[name])
         self.timings["stack_s"] = round(time.monotonic() - t0, 2)
 
     def stop(self) -> None:
-        """Jupyter Server, then EG, then the node (kernels), then the control plane; always all."""
+        """Jupyter Servers, then EG, then the node (kernels), then the control plane; always all."""
         with contextlib.suppress(Exception):
-            if self.jupyter:  # before the gateway: without it Jupyter Server's shutdown hangs
-                self.jupyter.stop()
+            for server in [self.jupyter, *self.notebooks.values()]:
+                if server:  # before the gateway: without it Jupyter Server's shutdown hangs
+                    server.stop()
             self.local.stop_all()
         if self.node:
             self.node.stop()
@@ -152,7 +176,8 @@ class KernelStack:
         cp.kubectl("apply", "-f", str(REPO / "manifests/crds"), "-f", str(REPO / "manifests/rbac"))
         for crd in ("jupytergateways", "jupyternotebooks"):
             cp.kubectl("wait", "--for=condition=Established", f"crd/{crd}.kubeflow.tkestack.io", "--timeout=60s")
-        for ns in (GATEWAY_NS, NOTEBOOK_NS):
+        cp.kubectl("apply", "-f", str(REPO / "manifests/rbac/token-review.yaml"))
+        for ns in sorted({GATEWAY_NS, NOTEBOOK_NS, *(ns for ns, _ in self.others.values())}):
             cp.create_namespace(ns, RESTRICTED)
         # A low priority lets higher-priority work preempt idle kernels (kernel profiles may name it).
         cp.apply(
@@ -186,6 +211,7 @@ class KernelStack:
             [
                 cr("JupyterGateway", GATEWAY, GATEWAY_NS, self.gateway_spec),
                 cr("JupyterNotebook", NOTEBOOK, NOTEBOOK_NS, self.notebook_spec),
+                *(cr("JupyterNotebook", name, ns, spec) for name, (ns, spec) in self.others.items()),
             ]
         )
         gateway = cp.kubectl_json("get", "jupytergateway", GATEWAY, "-n", GATEWAY_NS)
@@ -203,11 +229,15 @@ class KernelStack:
             "Secret.v1": {f"{GATEWAY_NS}/{secret['metadata']['name']}": secret},
         }
         related[CLUSTER_ROLES] = {role["metadata"]["name"]: role}
-        notebook = cp.kubectl_json("get", "jupyternotebook", NOTEBOOK, "-n", NOTEBOOK_NS)
-        result = sync_notebook(notebook, {}, related, NOW, "n" * 48)
-        assert result["children"], result["status"]
-        self.notebook_children = result["children"]
-        self.apply_children(self.notebook_children)
+        for name, namespace in [(NOTEBOOK, NOTEBOOK_NS), *((n, ns) for n, (ns, _) in self.others.items())]:
+            notebook = cp.kubectl_json("get", "jupyternotebook", name, "-n", namespace)
+            result = sync_notebook(notebook, {}, related, NOW, "n" * 48)
+            assert result["children"], result["status"]
+            self.apply_children(result["children"])
+            if name == NOTEBOOK:
+                self.notebook_children = result["children"]
+            else:
+                self.other_children[name] = result["children"]
 
     def apply_children(self, children: list[dict]) -> str:
         items = json.dumps({"apiVersion": "v1", "kind": "List", "items": children})
@@ -291,12 +321,53 @@ class KernelStack:
             mount_dirs=mount_dirs,
             port_map=ports,
         )
+        self._start_front_door(pod, volumes, incluster)
         self.timings["gateway_ready_s"] = round(time.monotonic() - t0, 2)
         return self.eg
 
-    def _volume_files(self, volume: dict) -> dict[str, bytes]:
+    def _start_front_door(self, pod: dict, volumes: dict, incluster: dict) -> None:
+        """The gateway pod's second container, beside EG (rows pod-ports, service-account-mount)."""
+        door = next(c for c in pod["containers"] if c["name"] == "front-door")
+        files = {m["mountPath"]: self._volume_files(volumes[m["name"]]) for m in door["volumeMounts"]}
+        mount = {"name": "kube-api-access", "mountPath": IN_CLUSTER, "readOnly": True}
+        folder = Path(incluster["LOCALRUN_INCLUSTER_DIR"])
+        files[IN_CLUSTER] = {"token": (folder / "token").read_bytes(), "ca.crt": (folder / "ca.crt").read_bytes()}
+        ports = self.door.ports if self.door else None  # the Service's address does not change
+        if self.door:
+            self.door.stop()
+        self.door = self.local.start(
+            {**door, "volumeMounts": [*door["volumeMounts"], mount]},
+            files,
+            venv=lr.EG_VENV,
+            role="generic",
+            ready_path="/healthz",
+            # what the kubelet sets in every container (EG reads them under other names: the shim)
+            extra_env={
+                "KUBERNETES_SERVICE_HOST": incluster["LOCALRUN_KUBERNETES_SERVICE_HOST"],
+                "KUBERNETES_SERVICE_PORT": incluster["LOCALRUN_KUBERNETES_SERVICE_PORT"],
+            },
+            pod_ports={INTERNAL_PORT: self.eg.ports[INTERNAL_PORT]},
+            port_map=ports,
+        )
+
+    def refresh_access(self) -> list[str]:
+        """What the kubelet does when the gateway's access ConfigMap changes: the mounted file is
+        replaced (a new inode) with the API server's current content; returns the namespaces."""
+        configmap = self.api.get(f"/api/v1/namespaces/{GATEWAY_NS}/configmaps/{access_name(GATEWAY)}")
+        target = self.door.mounts[ACCESS_DIR] / ALLOWED_FILE
+        new = target.with_suffix(".new")
+        new.write_text(configmap["data"][ALLOWED_FILE])
+        new.replace(target)
+        return json.loads(configmap["data"][ALLOWED_FILE])
+
+    def token(self, service_account: str, namespace: str, audience: str | None = None) -> str:
+        args = ["create", "token", service_account, "-n", namespace, "--duration=1h"]
+        return self.cp.kubectl(*args, *([f"--audience={audience}"] if audience else [])).stdout.strip()
+
+    def _volume_files(self, volume: dict, children: list[dict] | None = None) -> dict[str, bytes]:
         """The files the kubelet writes for a ConfigMap or Secret volume."""
-        by_name = {(c["kind"], c["metadata"]["name"]): c for c in self.gateway_children + self.notebook_children}
+        mine = self.gateway_children + (self.notebook_children if children is None else children)
+        by_name = {(c["kind"], c["metadata"]["name"]): c for c in mine}
         if "configMap" in volume:
             source = volume["configMap"]
             data = {k: v.encode() for k, v in by_name[("ConfigMap", source["name"])].get("data", {}).items()}
@@ -338,11 +409,12 @@ class KernelStack:
                 f"init container {init['name']} exited {res.returncode}:\n{self.init_logs[init['name']]}"
             )
 
-    def _start_notebook(self) -> None:
+    def _start_notebook(self, name: str, namespace: str, children: list[dict]) -> lr.LocalProcess:
         """Jupyter Server from the rendered notebook Deployment; a PersistentVolumeClaim mount is the
-        claim's local directory, the one the node mounts in kernel pods."""
+        claim's local directory, the one the node mounts in kernel pods; a projected token is a
+        real token of the pod's ServiceAccount (row projected-token)."""
         t0 = time.monotonic()
-        pod = self.deployment(self.notebook_children)["spec"]["template"]["spec"]
+        pod = self.deployment(children)["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod.get("volumes", [])}
         container = pod["containers"][0]
         files, mount_dirs = {}, {}
@@ -350,20 +422,27 @@ class KernelStack:
             volume = volumes[mount["name"]]
             if "persistentVolumeClaim" in volume:
                 claim = volume["persistentVolumeClaim"]["claimName"]
-                local = self.claims.setdefault((NOTEBOOK_NS, claim), self.workdir / "pvc" / NOTEBOOK_NS / claim)
+                local = self.claims.setdefault((namespace, claim), self.workdir / "pvc" / namespace / claim)
                 mount_dirs[mount["mountPath"]] = local
+            elif "projected" in volume:
+                source = volume["projected"]["sources"][0]["serviceAccountToken"]
+                token = self.token(pod["serviceAccountName"], namespace, source["audience"])
+                files[mount["mountPath"]] = {source["path"]: token.encode()}
             else:
-                files[mount["mountPath"]] = self._volume_files(volume)
-        token = secret_token(self.notebook_children, f"{NOTEBOOK}-notebook-auth")
-        self.jupyter = self.local.start_notebook(
-            container,
+                files[mount["mountPath"]] = self._volume_files(volume, children)
+        token = secret_token(children, f"{name}-notebook-auth")
+        server = self.local.start_notebook(
+            {**container, "name": f"notebook-{name}"},
             files,
             token=token,
-            services={f"{GATEWAY}.{GATEWAY_NS}:8888": self.eg},
+            services={f"{GATEWAY}.{GATEWAY_NS}:8888": self.door},
             ready_timeout=90,
             mount_dirs=mount_dirs,
         )
-        self.timings["notebook_ready_s"] = round(time.monotonic() - t0, 2)
+        self.timings[f"notebook_ready_s.{name}" if name != NOTEBOOK else "notebook_ready_s"] = round(
+            time.monotonic() - t0, 2
+        )
+        return server
 
     def kill_gateway(self, sig: int) -> dict:
         """Stop EG with ``sig`` (SIGTERM: a rollout, SIGKILL: a crash); its kernel pods are left
@@ -396,7 +475,7 @@ class KernelStack:
         return self.eg.api("POST", "/api/kernels", body, timeout=120)
 
 
-def start_stack(name: str, gateway_spec: dict, notebook_spec: dict) -> KernelStack:
+def start_stack(name: str, gateway_spec: dict, notebook_spec: dict, others=None) -> KernelStack:
     missing = missing_parts()
     if missing:
         pytest.fail("the kernel-pod suite needs: " + "; ".join(missing))
@@ -405,4 +484,4 @@ def start_stack(name: str, gateway_spec: dict, notebook_spec: dict) -> KernelSta
         if res.returncode != 0:
             pytest.fail(f"{BUILD_SCRIPT} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
     workdir = OUTPUT / time.strftime(f"{name}-%Y%m%d-%H%M%S")
-    return KernelStack(workdir, gateway_spec, notebook_spec)
+    return KernelStack(workdir, gateway_spec, notebook_spec, others)

@@ -42,7 +42,7 @@ def test_gateway_sync_over_http():
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {"status", "children"}, "v2 parses strictly: no other top-level key"
-    assert len(body["children"]) == 8
+    assert len(body["children"]) == 10
 
 
 def test_notebook_customize_and_sync_over_http():
@@ -57,7 +57,7 @@ def test_notebook_customize_and_sync_over_http():
     response = post("/sync/jupyternotebook", sync_request(parent, NOTEBOOK_TYPES, related=related))
     assert response.status_code == 200
     kinds = {c["kind"] for c in response.json()["children"]}
-    assert kinds == {"Deployment", "Service", "Secret", "ConfigMap", "RoleBinding"}
+    assert kinds == {"Deployment", "Service", "Secret", "ConfigMap", "RoleBinding", "ServiceAccount"}
 
 
 def test_the_token_is_generated_once_and_kept_over_http():
@@ -107,7 +107,7 @@ def test_an_invalid_spec_gets_a_200_that_keeps_the_children():
         "/sync/jupytergateway", sync_request(gateway(cullInterval="often"), GATEWAY_TYPES, observed, kernel_role())
     )
     assert bad.status_code == 200
-    assert len(bad.json()["children"]) == 8
+    assert len(bad.json()["children"]) == 10
     assert bad.json()["status"]["conditions"][0]["message"].startswith("spec.cullInterval")
 
 
@@ -199,8 +199,8 @@ def test_render_previews_the_samples_with_secrets_redacted(capsys):
     assert main(["render", "-f", str(ROOT / "manifests" / "samples" / "jupyternotebook-sample.yaml")]) == 0
     out = capsys.readouterr().out
     docs = [d for d in yaml.safe_load_all(out) if d]
-    assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret", "ConfigMap"]
-    assert docs[2]["data"] == {"token": "<redacted>", "jupyter_server_config.json": "<redacted>"}
+    assert [d["kind"] for d in docs] == ["Deployment", "Service", "Secret", "ConfigMap", "ServiceAccount"]
+    assert docs[2]["data"] == {"token": "<redacted>"}  # no gateway token: the notebook has its own identity
 
 
 def test_metrics_count_calls_latency_errors_children_and_invalid_specs():

@@ -11,6 +11,7 @@ from tests.builders import (
     AVAILABLE,
     LATER,
     NOW,
+    ROOT,
     TOKEN,
     by_kind,
     child_types,
@@ -37,8 +38,13 @@ def ordered(children: list[dict]) -> list[dict]:
     return sorted(children, key=lambda c: (c["kind"], c["metadata"]["name"]))
 
 
+def config_text(result) -> str:
+    """Enterprise Gateway's configuration file (the gateway has several ConfigMaps)."""
+    return next(c["data"][CONFIG_FILE] for c in result["children"] if CONFIG_FILE in c.get("data", {}))
+
+
 def config_of(result) -> dict:
-    return json.loads(by_kind(result["children"])["ConfigMap"]["data"][CONFIG_FILE])
+    return json.loads(config_text(result))
 
 
 def test_the_seed_sample_renders_every_child():
@@ -46,15 +52,18 @@ def test_the_seed_sample_renders_every_child():
         "metadata": {"name": "jupytergateway-sample", "namespace": "default"}
     }
     result = sync(sample)
-    kinds = {c["kind"]: c["metadata"]["name"] for c in result["children"]}
+    kinds = {(c["kind"], c["metadata"]["name"]) for c in result["children"]}
     assert kinds == {
-        "ServiceAccount": "jupytergateway-sample-gateway",
-        "RoleBinding": "jupytergateway-sample-gateway",
-        "ConfigMap": "jupytergateway-sample-gateway",
-        "Deployment": "jupytergateway-sample-gateway",
-        "Service": "jupytergateway-sample",  # notebooks reach http://<gateway>.<ns>.svc:8888
-        "Secret": "jupytergateway-sample-gateway-auth",
-        "NetworkPolicy": "jupytergateway-sample-gateway",
+        ("ServiceAccount", "jupytergateway-sample-gateway"),
+        ("RoleBinding", "jupytergateway-sample-gateway"),
+        ("ConfigMap", "jupytergateway-sample-gateway"),
+        ("ConfigMap", "jupytergateway-sample-gateway-kernelspecs"),
+        ("ConfigMap", "jupytergateway-sample-gateway-front-door"),
+        ("ConfigMap", "jupytergateway-sample-gateway-access"),
+        ("Deployment", "jupytergateway-sample-gateway"),
+        ("Service", "jupytergateway-sample"),  # notebooks reach http://<gateway>.<ns>.svc:8888
+        ("Secret", "jupytergateway-sample-gateway-auth"),
+        ("NetworkPolicy", "jupytergateway-sample-gateway"),
     }
     assert config_of(result)["RemoteMappingKernelManager"]["cull_idle_timeout"] == 3600
     assert result["status"]["url"] == "http://jupytergateway-sample.default.svc:8888"
@@ -126,7 +135,7 @@ def test_every_spec_field_reaches_its_child_field():
 def test_each_culling_knob_appears_exactly_once_and_nowhere_in_the_environment():
     """Bugs #1 (EG_CULL_IDLE_TIMEOUT twice) and #20 (cull_connected not exposed)."""
     result = sync(gateway(cullIdleTimeout=120, cullConnected=True))
-    text = by_kind(result["children"])["ConfigMap"]["data"][CONFIG_FILE]
+    text = config_text(result)
     for knob in ("cull_idle_timeout", "cull_interval", "cull_connected", "cull_busy"):
         assert text.count(f'"{knob}"') == 1
     container = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
@@ -283,8 +292,12 @@ def test_labels_are_prefixed_and_selectors_never_use_bare_keys():
 def test_probes_and_ports():
     """Bug #12 (no probes) and the kernels' response port on the Service."""
     children = by_kind(sync(gateway())["children"])
-    container = children["Deployment"]["spec"]["template"]["spec"]["containers"][0]
-    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(container)
+    eg, front_door = children["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert {"startupProbe", "livenessProbe"} <= set(eg)  # on its loopback: exec probes
+    assert all("exec" in eg[p] for p in ("startupProbe", "livenessProbe"))
+    assert {"startupProbe", "readinessProbe", "livenessProbe"} <= set(front_door)
+    assert front_door["readinessProbe"]["httpGet"] == {"path": "/healthz", "port": 8888}
+    assert [p["containerPort"] for p in front_door["ports"]] == [8888]
     assert [p["port"] for p in children["Service"]["spec"]["ports"]] == [8888, 8877]
     assert children["Service"]["spec"]["selector"] == children["Deployment"]["spec"]["selector"]["matchLabels"]
 
@@ -349,7 +362,7 @@ def test_a_missing_user_secret_keeps_the_children():
     result = sync(gateway(auth={"secretRef": {"name": "nope"}}), running)
     ready = result["status"]["conditions"][0]
     assert ready["reason"] == "AuthSecretNotFound" and ready["message"].startswith("spec.auth.secretRef")
-    assert len(result["children"]) == 8
+    assert len(result["children"]) == 10
 
 
 def test_customize_asks_for_the_users_token_secret():
@@ -389,3 +402,71 @@ def test_the_network_policy_admits_only_notebooks_of_allowed_namespaces_and_kern
     }
     everyone = by_kind(sync(gateway(allowedNamespaces=["*"]))["children"])["NetworkPolicy"]["spec"]
     assert everyone["ingress"][0]["from"][0]["namespaceSelector"] == {}
+
+
+# --- the front door (hooks/front_door.py) ---------------------------------------------------
+
+
+def _named(result, kind: str, name: str) -> dict:
+    return next(c for c in result["children"] if (c["kind"], c["metadata"]["name"]) == (kind, name))
+
+
+def test_enterprise_gateway_listens_on_the_pods_loopback_behind_the_front_door():
+    result = sync(gateway("gw", "infra", allowedNamespaces=["team-a"]))
+    app = config_of(result)["EnterpriseGatewayApp"]
+    assert (app["ip"], app["port"]) == ("127.0.0.1", 8889)
+    pod = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]
+    eg, door = pod["containers"]
+    assert door["name"] == "front-door" and door["image"] == eg["image"]
+    assert door["command"] == [
+        "python",
+        "/etc/jupyter-gateway/front-door/front_door.py",
+        "/etc/jupyter-gateway/front-door/front_door.json",
+    ]
+    assert {m["mountPath"] for m in door["volumeMounts"]} == {
+        "/etc/jupyter-gateway/front-door",
+        "/etc/jupyter-gateway/access",
+        "/etc/jupyter-gateway/auth",
+    }
+    assert all(m["readOnly"] for m in door["volumeMounts"])
+    assert 8888 not in [p["containerPort"] for p in eg["ports"]]
+    code = _named(result, "ConfigMap", "gw-gateway-front-door")["data"]
+    assert code["front_door.py"] == (ROOT / "hooks" / "front_door.py").read_text(), "shipped verbatim"
+    assert json.loads(code["front_door.json"]) == {
+        "port": 8888,
+        "upstream_port": 8889,
+        "audience": "kubeflow.tkestack.io/gateway/infra/gw",
+        "allowed_namespaces_file": "/etc/jupyter-gateway/access/allowed-namespaces.json",
+        "upstream_token_file": "/etc/jupyter-gateway/auth/token",
+        "gateway_labels": {
+            "kubeflow.tkestack.io/gateway-name": "gw",
+            "kubeflow.tkestack.io/gateway-namespace": "infra",
+        },
+        "review_cache_seconds": 30,
+        "request_timeout": 90,
+    }
+    access = _named(result, "ConfigMap", "gw-gateway-access")["data"]
+    assert json.loads(access["allowed-namespaces.json"]) == ["infra", "team-a"]
+    every = sync(gateway("gw", "infra", allowedNamespaces=["*"]))
+    assert json.loads(_named(every, "ConfigMap", "gw-gateway-access")["data"]["allowed-namespaces.json"]) == ["*"]
+
+
+def test_the_token_secret_is_internal_and_labelled_for_no_namespace():
+    secret = by_kind(sync(gateway("gw", "infra", allowedNamespaces=["*", "team-a"]))["children"])["Secret"]
+    assert not [k for k in secret["metadata"]["labels"] if k.startswith("ns.") or "all-namespaces" in k]
+
+
+def test_without_a_token_the_front_door_sends_none():
+    result = sync(gateway("gw", auth={"mode": "none"}))
+    config = json.loads(_named(result, "ConfigMap", "gw-gateway-front-door")["data"]["front_door.json"])
+    assert "upstream_token_file" not in config
+    door = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][1]
+    assert "/etc/jupyter-gateway/auth" not in {m["mountPath"] for m in door["volumeMounts"]}
+
+
+def test_the_front_door_code_rolls_the_gateway_the_allowed_namespaces_file_alone_would_not():
+    template = by_kind(sync(gateway("gw"))["children"])["Deployment"]["spec"]["template"]
+    assert "kubeflow.tkestack.io/front-door-hash" in template["metadata"]["annotations"]
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    assert volumes["access"] == {"name": "access", "configMap": {"name": "gw-gateway-access"}}
+    assert not [a for a in template["metadata"]["annotations"] if "access" in a]

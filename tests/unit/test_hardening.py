@@ -8,7 +8,6 @@ revoked gateway gave, and publish no function of a secret where others can read 
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import os
@@ -211,31 +210,23 @@ def _pod_labels(result):
     return by_kind(result["children"])["Deployment"]["spec"]["template"]["metadata"]["labels"]
 
 
-def _secret_text(result):
-    return base64.b64decode(
-        by_kind(result["children"])["Secret"]["data"].get("jupyter_server_config.json", "")
-    ).decode()
-
-
-def test_a_namespace_dropped_from_allowed_namespaces_loses_the_token_and_the_client_labels():
+def test_a_namespace_dropped_from_allowed_namespaces_loses_the_client_labels_and_never_held_a_token():
+    """The gateway's front door refuses the namespace at once (its allowed-namespaces file); the
+    notebook's pods also lose the labels the gateway's NetworkPolicy admits."""
     for after, reason in (
         (gateway("gw", "infra", allowedNamespaces=["team-c"]), "NamespaceNotAllowed"),
         (None, "GatewayNotFound"),
     ):
         first, revoked = _revocation_case(after)
-        assert "gateway-token-0123456789" in _secret_text(first)
+        assert "gateway-token-0123456789" not in json.dumps(first)
         assert "kubeflow.tkestack.io/gateway-name" in _pod_labels(first)
         assert revoked["status"]["conditions"][0]["reason"] == reason
         kept = {c["kind"] for c in revoked["children"]}
-        assert kept == {"Deployment", "Service", "Secret", "ConfigMap"}, "server kept"
-        assert "gateway-token-0123456789" not in json.dumps(revoked), reason
+        assert kept == {"Deployment", "Service", "Secret", "ConfigMap", "ServiceAccount"}, "server kept"
         labels = _pod_labels(revoked)
         assert (
             "kubeflow.tkestack.io/gateway-name" not in labels and "kubeflow.tkestack.io/gateway-namespace" not in labels
         )
-        # The pods restart (the server holds the token it read at start).
-        annotations = by_kind(revoked["children"])["Deployment"]["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["kubeflow.tkestack.io/auth-generation"] == "2"
 
 
 def test_a_cluster_role_that_loses_its_approval_or_disappears_is_unbound():
@@ -273,34 +264,12 @@ def test_a_notebooks_kept_role_binding_is_the_observed_one():
     assert kept["roleRef"] == by_kind(desired)["RoleBinding"]["roleRef"]
 
 
-def _selects(rule: dict, obj: dict) -> bool:
-    """Metacontroller's selection of one related rule (namespace + names or labelSelector)."""
-    meta = obj["metadata"]
-    if rule.get("namespace") and rule["namespace"] != meta["namespace"]:
-        return False
-    if "names" in rule:
-        return meta["name"] in rule["names"]
-    labels = meta.get("labels") or {}
-    return all(labels.get(k) == v for k, v in rule["labelSelector"]["matchLabels"].items())
-
-
-def test_a_notebook_of_a_namespace_the_gateway_does_not_allow_is_not_even_sent_its_token():
-    for allowed, reads in (
-        (["team-a"], {"team-a": True, "team-b": False, "infra": True}),
-        (["*"], {"team-a": True, "team-b": True, "infra": True}),
-        (None, {"team-a": False, "team-b": False, "infra": True}),
-    ):
-        spec = {"allowedNamespaces": allowed} if allowed else {}
-        secret = by_kind(sync_gateway(gateway("gw", "infra", **spec), {}, kernel_role(), NOW, TOKEN)["children"])[
-            "Secret"
-        ]
-        other = copy.deepcopy(secret)
-        other["metadata"]["labels"]["kubeflow.tkestack.io/jupytergateway"] = "other"
-        for namespace, expected in reads.items():
-            rules = customize_notebook(notebook("nb", namespace, gateway={"name": "gw", "namespace": "infra"}))
-            secret_rules = [r for r in rules["relatedResources"] if r["resource"] == "secrets"]
-            assert any(_selects(r, secret) for r in secret_rules) == expected, (allowed, namespace)
-            assert not any(_selects(r, other) for r in secret_rules), "only that gateway's Secret"
+def test_no_notebook_reads_a_secret_of_its_gateway():
+    """Notebooks authenticate with their own ServiceAccount: Metacontroller fetches no Secret of
+    the gateway's namespace for them, whatever the gateway allows."""
+    for namespace in ("team-a", "team-b", "infra"):
+        rules = customize_notebook(notebook("nb", namespace, gateway={"name": "gw", "namespace": "infra"}))
+        assert not [r for r in rules["relatedResources"] if r["resource"] == "secrets"]
 
 
 # --- 4. nothing readable fingerprints a secret ---
@@ -479,12 +448,38 @@ _REFUSED_SPECS = {
 
 
 def _cross_namespace_notebook(spec: dict | None = None, **gateway_spec):
-    """A notebook of team-b running on gateway infra/gw (token, client labels, kernel RoleBinding)."""
+    """A notebook of team-b running on gateway infra/gw (client labels, kernel RoleBinding)."""
     gw = gateway("gw", "infra", allowedNamespaces=["team-b"], **gateway_spec)
     ref = {"name": "gw", "namespace": "infra"}
     first = sync_notebook(notebook("nb", "team-b", gateway=ref), {}, related_gateway(gw), NOW, TOKEN)
-    assert len(_granted(first)) == (4 if not gateway_spec else 3), "running with every grant"
+    assert len(_granted(first)) == 3, "running with every grant (no gateway token: the front door)"
     return notebook("nb", "team-b", gateway=ref, **(spec or {})), observe(first["children"], NB_TYPES, AVAILABLE)
+
+
+def _with_legacy_gateway_token(running: dict) -> dict:
+    """The observed Secret as a hook before the front door wrote it: the gateway's token in its
+    config file (in the object and in its last-applied annotation)."""
+    running = copy.deepcopy(running)
+    config = ch.b64(json.dumps({"GatewayClient": {"auth_token": GATEWAY_TOKEN}}))
+    for secret in running["Secret.v1"].values():
+        secret["data"]["jupyter_server_config.json"] = config
+        applied = json.loads(secret["metadata"]["annotations"][LAST_APPLIED])
+        applied["data"]["jupyter_server_config.json"] = config
+        secret["metadata"]["annotations"][LAST_APPLIED] = json.dumps(applied)
+    return running
+
+
+@pytest.mark.parametrize("refused", [None, *sorted(_REFUSED_SPECS)])
+def test_a_gateway_token_written_before_the_front_door_is_taken_back_on_every_path(refused):
+    parent, running = _cross_namespace_notebook(_REFUSED_SPECS.get(refused))
+    legacy = _with_legacy_gateway_token(running)
+    related = related_gateway(gateway("gw", "infra", allowedNamespaces=["team-b"]))
+    result = sync_notebook(parent, legacy, related, NOW, TOKEN)
+    assert not _holds_token(result), refused
+    assert _granted(result) == ["nb-gateway-kernels", *_CLIENT_LABELS]
+    # the Secret's content changed: the pods roll, and no server keeps the token it read at start
+    template = by_kind(result["children"])["Deployment"]["spec"]["template"]
+    assert template["metadata"]["annotations"]["kubeflow.tkestack.io/auth-generation"] == "2", refused
 
 
 def _decoded_secrets(result) -> str:
@@ -524,7 +519,7 @@ def test_a_refused_spec_keeps_what_a_gateway_still_grants(refused):
     parent, running = _cross_namespace_notebook(_REFUSED_SPECS[refused])
     related = related_gateway(gateway("gw", "infra", allowedNamespaces=["team-b"]))
     result = sync_notebook(parent, running, related, NOW, TOKEN)
-    assert _granted(result) == ["token", "nb-gateway-kernels", *_CLIENT_LABELS]
+    assert _granted(result) == ["nb-gateway-kernels", *_CLIENT_LABELS]
     assert identities(result["children"]) == observed_identities(running)
     assert result["children"] == sorted(
         (json.loads(c["metadata"]["annotations"][LAST_APPLIED]) for g in running.values() for c in g.values()),
@@ -575,8 +570,9 @@ def _running(gw_namespace: str, base: dict, role: str) -> dict:
     gw = gateway("gw", gw_namespace, allowedNamespaces=["team-b"], clusterRole=role)
     related = merged(related_gateway(gw), kernel_role(role), user_secret("pw", {"password": "pw"}, "team-b"))
     result = sync_notebook(notebook("nb", "team-b", gateway=ref, **base), {}, related, NOW, TOKEN)
-    assert GATEWAY_TOKEN in _secret_text(result)
-    return observe(result["children"], NB_TYPES, AVAILABLE)
+    assert GATEWAY_TOKEN not in json.dumps(result)
+    # a Secret written before the front door: the gateway's token, which no path may keep
+    return _with_legacy_gateway_token(observe(result["children"], NB_TYPES, AVAILABLE))
 
 
 @settings(
@@ -588,8 +584,9 @@ def _running(gw_namespace: str, base: dict, role: str) -> dict:
 @given(data=st.data())
 def test_no_spec_and_no_gateway_state_keeps_a_revoked_grant_or_loses_a_child(data):
     """For any notebook spec (valid, refused, corrupted) and any state of its gateway, the
-    response holds the gateway's token, a kernel RoleBinding or the client labels only while the
-    gateway grants them, and a keep path loses no other child."""
+    response never holds the gateway's token (one a Secret held before the front door included),
+    holds a kernel RoleBinding or the client labels only while the gateway grants them, and a keep
+    path loses no other child."""
     gw_namespace = data.draw(st.sampled_from(["infra", "team-b"]))
     role = data.draw(st.sampled_from(["jupyter-gateway-kernels", "kernels-b"]))
     base = data.draw(st.sampled_from(_BASES))
@@ -630,9 +627,8 @@ def test_no_spec_and_no_gateway_state_keeps_a_revoked_grant_or_loses_a_child(dat
     auth = spec.get("auth") if isinstance(spec, dict) else None
     allows = named and state != "gone" and not (isinstance(auth, dict) and auth.get("mode") == "disable")
     allows = allows and (gw_namespace == "team-b" or (state != "namespace-not-allowed" and state != "junk-spec"))
-    token_allowed = allows and state not in ("token-missing", "open")
-    labels_allowed = allows and state != "token-missing"
-    assert token_allowed or not _holds_token(result)
+    labels_allowed = allows  # the gateway's own token Secret no longer matters to its notebooks
+    assert not _holds_token(result)
     for child in result["children"]:
         if child["kind"] == "RoleBinding":
             assert allows and child["roleRef"]["name"] in approved, child

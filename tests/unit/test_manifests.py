@@ -46,6 +46,8 @@ def test_one_kustomization_installs_everything():
             "ClusterRole",
             "ValidatingAdmissionPolicy",
             "ValidatingAdmissionPolicyBinding",
+            "ClusterRole",
+            "ClusterRoleBinding",
             "ServiceAccount",
             "Deployment",
             "Service",
@@ -81,7 +83,23 @@ def test_the_kernel_cluster_role_is_least_privilege():
         {"apiGroups": ["kubeflow.tkestack.io"], "resources": ["kernelpods"], "verbs": ["launch"]},
     ]
     assert role["metadata"]["labels"]["kubeflow.tkestack.io/gateway-kernel-role"] == "true"
-    assert not [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    bindings = [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
+    assert [b["metadata"]["name"] for b in bindings] == ["jupyter-gateway-token-review"]
+
+
+def test_every_service_account_may_review_tokens_and_nothing_else():
+    """The gateways' front doors review notebooks' tokens (a cluster-scoped call, so a binding of
+    the install): reviewing a token tells only who holds it."""
+    role = next(o for o in objects() if o["metadata"]["name"] == "jupyter-gateway-token-review")
+    binding = next(o for o in objects() if o["kind"] == "ClusterRoleBinding")
+    assert role["kind"] == "ClusterRole"
+    assert role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "system:serviceaccounts"}
+    ]
 
 
 @pytest.mark.parametrize(

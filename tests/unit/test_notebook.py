@@ -59,7 +59,7 @@ def test_the_seed_sample_points_at_its_gateway():
     gw = load("manifests/samples/jupytergateway-sample.yaml")
     gw["metadata"]["namespace"] = "default"
     result = sync(sample, related=related_gateway(gw))
-    assert {c["kind"] for c in result["children"]} == {"Deployment", "Service", "Secret", "ConfigMap"}
+    assert {c["kind"] for c in result["children"]} == {"Deployment", "Service", "Secret", "ConfigMap", "ServiceAccount"}
     env = env_of(container_of(result))
     assert env["JUPYTER_GATEWAY_URL"] == "http://jupytergateway-sample.default.svc:8888"
     assert env["KERNEL_USERNAME"] == "jupyternotebook-sample"
@@ -82,28 +82,6 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
                 "resource": "jupytergateways",
                 "namespace": "default",
                 "names": ["gw"],
-            },
-            {
-                "apiVersion": "v1",
-                "resource": "secrets",
-                "namespace": "default",
-                "labelSelector": {
-                    "matchLabels": {
-                        "kubeflow.tkestack.io/jupytergateway": "gw",
-                        "ns.kubeflow.tkestack.io/team-a": "allowed",
-                    }
-                },
-            },
-            {
-                "apiVersion": "v1",
-                "resource": "secrets",
-                "namespace": "default",
-                "labelSelector": {
-                    "matchLabels": {
-                        "kubeflow.tkestack.io/jupytergateway": "gw",
-                        "kubeflow.tkestack.io/all-namespaces": "allowed",
-                    }
-                },
             },
         ]
     }
@@ -144,7 +122,7 @@ def test_a_missing_gateway_keeps_the_children_and_says_so():
     assert sync(parent, related=related_gateway(None))["children"] == []
     running = observe(sync(notebook(gateway={"name": "gw"}))["children"], TYPES)
     result = sync(parent, running, related=related_gateway(None))
-    assert len(result["children"]) == 4
+    assert len(result["children"]) == 5
     names = {c["metadata"]["name"] for c in result["children"]}
     assert names == {"nb-notebook", "nb-notebook-auth", "nb-notebook-config"}
     assert conditions(result)["GatewayReady"]["reason"] == "GatewayNotFound"
@@ -433,55 +411,94 @@ def test_suspend_scales_to_zero_and_keeps_the_service_and_secret():
     assert conditions(resumed)["Suspended"]["status"] == "False"
 
 
-def test_the_gateway_token_reaches_the_notebook_as_a_config_file_only():
+def test_no_gateway_secret_reaches_the_notebook_it_presents_its_own_service_account_token():
     result = sync(notebook(gateway={"name": "gw"}))
-    data = by_kind(result["children"])["Secret"]["data"]
-    config = json.loads(base64.b64decode(data["jupyter_server_config.json"]))
-    assert config == {"GatewayClient": {"auth_token": GATEWAY_TOKEN}}
-    config_path = env_of(container_of(result))["JUPYTER_CONFIG_PATH"]
-    assert config_path == "/etc/jupyter-notebook/server:/etc/jupyter-notebook/auth"
+    children = by_kind(result["children"])
+    assert "jupyter_server_config.json" not in children["Secret"]["data"]
     assert GATEWAY_TOKEN not in all_text(result)
+    assert children["ServiceAccount"] == {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {"name": "nb-notebook", "namespace": "default", "labels": children["Secret"]["metadata"]["labels"]},
+        "automountServiceAccountToken": False,
+    }
+    pod = pod_of(result)["spec"]
+    assert pod["serviceAccountName"] == "nb-notebook"
+    assert pod["automountServiceAccountToken"] is False
+    volume = next(v for v in pod["volumes"] if v["name"] == "jupyter-gateway-token")
+    assert volume["projected"]["sources"] == [
+        {
+            "serviceAccountToken": {
+                "audience": "kubeflow.tkestack.io/gateway/default/gw",
+                "expirationSeconds": 3600,
+                "path": "token",
+            }
+        }
+    ]
+    mount = next(m for m in container_of(result)["volumeMounts"] if m["name"] == "jupyter-gateway-token")
+    assert mount == {
+        "name": "jupyter-gateway-token",
+        "mountPath": "/var/run/secrets/kubeflow.tkestack.io/gateway",
+        "readOnly": True,
+    }
+    env = env_of(container_of(result))
+    assert env["JUPYTER_GATEWAY_TOKEN_FILE"] == "/var/run/secrets/kubeflow.tkestack.io/gateway/token"
+    assert env["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-notebook/server"  # no secret config file any more
     labels = pod_of(result)["metadata"]["labels"]
     assert labels["kubeflow.tkestack.io/gateway-name"] == "gw"
     assert labels["kubeflow.tkestack.io/gateway-namespace"] == "default"
 
 
-def test_a_gateway_without_auth_gives_no_token():
+def test_a_notebook_without_a_gateway_has_no_service_account_or_token_volume():
+    result = sync(notebook())
+    assert "ServiceAccount" not in by_kind(result["children"])
+    assert "serviceAccountName" not in pod_of(result)["spec"]
+    assert "JUPYTER_GATEWAY_TOKEN_FILE" not in env_of(container_of(result))
+
+
+@pytest.mark.parametrize("field", ["serviceAccountName", "serviceAccount"])
+def test_a_template_naming_another_service_account_is_refused_with_a_gateway(field):
+    template = {"spec": {field: "builder", "containers": [{"name": "notebook", "image": "img"}]}}
+    result = sync(notebook(gateway={"name": "gw"}, template=template))
+    ready = conditions(result)["Ready"]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert f"spec.template.spec.{field}" in ready["message"] and "nb-notebook" in ready["message"]
+    own = {"spec": {field: "nb-notebook", "containers": [{"name": "notebook", "image": "img"}]}}
+    assert conditions(sync(notebook(gateway={"name": "gw"}, template=own)))["Ready"]["reason"] != "InvalidSpec"
+    assert conditions(sync(notebook(template=template)))["Ready"]["reason"] != "InvalidSpec"
+
+
+def test_a_gateway_without_auth_is_used_the_same_way():
     open_gateway = gateway("gw", auth={"mode": "none"})
     result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(open_gateway, token=None))
     assert "jupyter_server_config.json" not in by_kind(result["children"])["Secret"]["data"]
-    assert env_of(container_of(result))["JUPYTER_CONFIG_PATH"] == "/etc/jupyter-notebook/server"
+    assert env_of(container_of(result))["JUPYTER_GATEWAY_TOKEN_FILE"]
+    assert pod_of(result)["spec"]["serviceAccountName"] == "nb-notebook"
 
 
-def test_a_namespace_the_gateway_does_not_allow_gets_no_token_and_keeps_its_children():
+def test_a_namespace_the_gateway_does_not_allow_gets_no_children_and_says_so():
     gw = gateway("shared", "infra", allowedNamespaces=["team-b"])
     parent = notebook(namespace="team-a", gateway={"name": "shared", "namespace": "infra"})
     result = sync(parent, related=related_gateway(gw))
     assert result["children"] == []
     assert conditions(result)["GatewayReady"]["reason"] == "NamespaceNotAllowed"
     assert "team-a" in conditions(result)["GatewayReady"]["message"]
-    assert GATEWAY_TOKEN not in json.dumps(result)
     everyone = sync(parent, related=related_gateway(gateway("shared", "infra", allowedNamespaces=["*"])))
     kinds = {c["kind"] for c in everyone["children"]}
-    assert kinds == {"Deployment", "Service", "Secret", "ConfigMap", "RoleBinding"}
+    assert kinds == {"Deployment", "Service", "Secret", "ConfigMap", "RoleBinding", "ServiceAccount"}
 
 
-def test_a_gateway_token_not_there_yet_keeps_the_children():
+def test_the_gateways_token_secret_is_not_needed():
     result = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, token=None))
-    assert result["children"] == []
-    assert conditions(result)["GatewayReady"]["reason"] == "GatewayTokenNotFound"
+    assert conditions(result)["GatewayReady"]["reason"] == "GatewayReady"
+    assert {c["kind"] for c in result["children"]} >= {"Deployment", "ServiceAccount"}
 
 
-def test_a_new_gateway_token_restarts_the_notebook():
+def test_the_gateways_token_changing_does_not_restart_the_notebook():
     first = sync(notebook(gateway={"name": "gw"}), related=related_gateway(GW, token="one-token-aaaa"))
     running = observe(first["children"], TYPES)
-    again = sync(notebook(gateway={"name": "gw"}), running, related=related_gateway(GW, token="one-token-aaaa"))
     new = sync(notebook(gateway={"name": "gw"}), running, related=related_gateway(GW, token="two-token-bbbb"))
-
-    def generation(result):
-        return pod_of(result)["metadata"]["annotations"]["kubeflow.tkestack.io/auth-generation"]
-
-    assert generation(first) == generation(again) == "1" and generation(new) == "2"
+    assert pod_of(new) == pod_of(first)
 
 
 # --- JupyterLab's kernel websocket through a gateway (hooks/notebook_config.py) ----------------

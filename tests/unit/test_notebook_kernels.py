@@ -85,7 +85,7 @@ def test_revoked_access_removes_the_role_binding_and_keeps_the_rest(revoked):
     running = observe(sync(parent)["children"], TYPES)
     result = sync(parent, running, revoked)
     kinds = sorted(c["kind"] for c in result["children"])
-    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "Secret", "Service", "ServiceAccount"]
 
 
 def test_a_new_workspace_is_a_claim_mounted_where_kernels_mount_it():
@@ -145,6 +145,7 @@ def test_a_steady_notebook_with_kernels_is_answered_byte_identically():
         "RoleBinding",
         "Secret",
         "Service",
+        "ServiceAccount",
     ]
 
 
@@ -205,4 +206,10 @@ def test_a_role_that_loses_its_approval_unbinds_the_notebooks_kernels_and_keeps_
         result = sync(parent, running, {**related_gateway(SHARED), **roles})
         ready = next(c for c in result["status"]["conditions"] if c["type"] == "Ready")
         assert ready["reason"] == "KernelRoleNotAllowed", ready
-        assert sorted(c["kind"] for c in result["children"]) == ["ConfigMap", "Deployment", "Secret", "Service"]
+        assert sorted(c["kind"] for c in result["children"]) == [
+            "ConfigMap",
+            "Deployment",
+            "Secret",
+            "Service",
+            "ServiceAccount",
+        ]
