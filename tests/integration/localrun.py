@@ -65,7 +65,8 @@ class Substitution:
 
 # kernelspec names that only exist in the EG image / as kernel pods -> local ipykernel spec
 KERNELSPEC_MAP = {"python_kubernetes": "python3", "python_docker": "python3"}
-K8S_PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
+# hooks/kernelspecs.PROCESS_PROXY: EG's KubernetesProcessProxy with start failures explained
+K8S_PROCESS_PROXY = "kernel_proxy.ReasonedKubernetesProcessProxy"
 LOCAL_PROCESS_PROXY = "enterprise_gateway.services.processproxies.processproxy.LocalProcessProxy"
 # docker-stacks images: ENTRYPOINT tini -g --, CMD start-notebook.py (-> jupyter $DOCKER_STACKS_JUPYTER_CMD)
 DOCKER_STACKS_IMAGE = re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[\w.-]*-notebook(:|@|$)")

@@ -34,6 +34,9 @@ GPU_PROFILE = {
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     "priorityClassName": ks.PREEMPTIBLE,
 }
+MISSING_IMAGE = "elyra/kernel-missing:0.0"  # no image the node has
+# A start that fails says why well before kernelLaunchTimeout (60 s here).
+FAIL_FAST_S = 15
 GATEWAY_SPEC = {
     "cullIdleTimeout": CULL_IDLE,
     "cullInterval": CULL_INTERVAL,
@@ -43,6 +46,8 @@ GATEWAY_SPEC = {
         {"name": "python_kubernetes", "displayName": "Python", "image": ks.KERNEL_IMAGE,
          "resources": KERNEL_DEFAULTS, "maxResources": {"cpu": "1", "memory": "1Gi"}},
         GPU_PROFILE,
+        {"name": "python_no_image", "displayName": "Python (image not on any registry)",
+         "image": MISSING_IMAGE, "resources": KERNEL_DEFAULTS},
     ],
 }  # fmt: skip
 NOTEBOOK_SPEC = {"gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS}, "workspace": {"size": "1Gi"}}
@@ -199,11 +204,33 @@ def test_only_the_gateways_own_kernelspecs_start(stack, figures):
 
 def test_a_kernel_over_its_profile_maximum_is_refused_with_a_message(stack, figures):
     username = "greedy"
+    t0 = time.monotonic()
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_CPUS": "3"})
     figures["over_profile_maximum.client_gets"] = f"{status} {message(body)}"
-    assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body)
-    assert "Error occurred during launch" in message(body)
+    figures["over_profile_maximum.seconds"] = round(time.monotonic() - t0, 2)
+    assert status == 403 and pod is None and no_pod_named(stack, username), (status, body)
+    assert message(body) == (
+        "Kernel start failed: refused by the kernel profile python_kubernetes: "
+        "KERNEL_CPUS=3 is more than this kernel profile allows (cpu at most 1)"
+    )
+    assert time.monotonic() - t0 < FAIL_FAST_S
+    # The launcher's stderr still reaches the gateway's log.
     stack.eg.wait_for_log(r"KERNEL_CPUS=3 is more than this kernel profile allows \(cpu at most 1\)")
+
+
+def test_a_kernel_whose_image_cannot_be_pulled_fails_at_once_naming_the_image(stack, figures):
+    username = "no-image"
+    t0 = time.monotonic()
+    status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username}, "python_no_image")
+    seconds = time.monotonic() - t0
+    figures["image_not_pulled.client_gets"] = f"{status} {message(body)}"
+    figures["image_not_pulled.seconds"] = round(seconds, 2)
+    assert status == 500 and pod is None, (status, body)
+    expected = f"Kernel start failed: cannot pull the kernel image {MISSING_IMAGE} (ErrImagePull: "
+    assert message(body).startswith(expected), message(body)
+    assert seconds < FAIL_FAST_S, f"{seconds:.1f} s: the start waited for the launch timeout"
+    # The pod that could not run is deleted (it would hold its quota).
+    wait_for(lambda: no_pod_named(stack, username), timeout=30, what="the deletion of the pod that cannot run")
 
 
 def message(body) -> str:
@@ -230,7 +257,10 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
         # The namespace's quota holds one GPU: a second GPU kernel is refused.
         status, body, second = started_pod(stack, {**env, "KERNEL_USERNAME": "gpu-two"}, GPU_PROFILE["name"])
         figures["over_quota.client_gets"] = f"{status} {message(body)}"
-        assert status >= 400 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
+        assert status == 403 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
+        assert message(body) == (
+            "Kernel start failed: over the namespace quota team: requests.nvidia.com/gpu (asked 1, 1 used of 1)"
+        )
         stack.eg.wait_for_log(r"exceeded quota: team, requested: requests.nvidia.com/gpu=1")
     finally:
         ws.close()
