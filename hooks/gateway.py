@@ -38,6 +38,7 @@ CONFIG_DIR = "/etc/jupyter-gateway"
 CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
 PORT = 8888
 RESPONSE_PORT = 8877
+METRICS_PORT = 9102  # kernel starts, refusals and ends (hooks/kernel_metrics.py)
 AUTH_DIR = f"{CONFIG_DIR}/auth"
 TOKEN_KEY = "token"
 # Jupyter applications load jupyter_config.json from every JUPYTER_CONFIG_PATH directory
@@ -206,6 +207,8 @@ def render_config(spec: JupyterGatewaySpec) -> str:
             "list_kernels": True,
             "default_kernel_name": spec.default_kernel,
             "log_level": "WARN" if spec.log_level == "WARNING" else spec.log_level,
+            # EG's kernel manager, counting kernel starts, failures and ends (on our PYTHONPATH).
+            "kernel_manager_class": kernelspecs.KERNEL_MANAGER,
         },
         "RemoteMappingKernelManager": {
             "cull_idle_timeout": spec.cull_idle_timeout,
@@ -350,11 +353,13 @@ def _deployment(
             {"name": "EG_SHARED_NAMESPACE", "value": "True"},
             {"name": "EG_KERNEL_LAUNCH_TIMEOUT", "value": str(spec.kernel_launch_timeout)},
             {"name": "EG_RESPONSE_PORT", "value": str(RESPONSE_PORT)},
+            {"name": "EG_METRICS_PORT", "value": str(METRICS_PORT)},
             *parts["env"],
         ],
         "ports": [
             {"name": "http", "containerPort": PORT, "protocol": "TCP"},
             {"name": "response", "containerPort": RESPONSE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
         "resources": canonical_resources(
             spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES

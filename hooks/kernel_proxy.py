@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 
+import kernel_metrics as metrics
 import kernel_reasons as reasons
 from enterprise_gateway.services.processproxies.k8s import KubernetesProcessProxy
 from kubernetes import client
@@ -43,6 +44,13 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
         super().__init__(kernel_manager, proxy_config)
         self._stderr: collections.deque = collections.deque(maxlen=STDERR_LINES)
         self._relay: threading.Thread | None = None
+        self._pod: dict | None = None  # the kernel pod as last read
+        self._terminating = False  # EG deletes the pod (shutdown, culling, restart)
+        self.end_reason: reasons.Reason | None = None  # why the pod ended, when not by EG
+
+    async def launch_process(self, kernel_cmd, **kwargs):
+        self._terminating, self.end_reason, self._pod = False, None, None  # a restart reuses no state
+        return await super().launch_process(kernel_cmd, **kwargs)
 
     # ------------------------------------------------------------------ the launcher
     def launch_kernel(self, cmd, **kwargs):
@@ -74,7 +82,7 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
     def get_container_status(self, iteration: int | None) -> str:
         """The stock method's answer, from one list of the kernel's pod as JSON; while the
         kernel starts (``iteration`` set), a pod that will not run fails the start."""
-        pod = self._kernel_pod()
+        pod = self._pod = self._kernel_pod()
         phase = ""
         if pod is not None:
             self.container_name = pod["metadata"]["name"]
@@ -97,6 +105,23 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
             )
         return phase
 
+    def poll(self):
+        """The stock answer (None while the pod runs); a pod that ended on its own (OOMKilled,
+        preempted, evicted, exited) is logged and counted once, with its reason."""
+        alive = super().poll()
+        if alive is None or self._terminating or self.end_reason is not None or self._pod is None:
+            return alive
+        ended = reasons.pod_end(self._pod)
+        if ended is not None:
+            self.end_reason = ended
+            metrics.record_end(self.kernel_manager, ended)
+            self.log.warning(f"KernelID: '{self.kernel_id}' ended: {ended.message} [{ended.code}]")
+        return alive
+
+    def terminate_container_resources(self):
+        self._terminating = True
+        return super().terminate_container_resources()
+
     def _kernel_pod(self) -> dict | None:
         response = client.CoreV1Api().list_namespaced_pod(
             namespace=self.kernel_namespace,
@@ -108,7 +133,10 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
 
     # ------------------------------------------------------------------ failing
     def _fail(self, reason: reasons.Reason) -> None:
-        message = f"Kernel start failed: {reason.message}"
-        self.log.error(f"KernelID: '{self.kernel_id}' {message} [{reason.code}]")
+        # The reason alone: Jupyter Server puts 54 characters before it, JupyterLab's dialog (titled
+        # "Error Starting Kernel") shows one line, and the HTTP reason says "Kernel start failed".
+        self.log.error(f"KernelID: '{self.kernel_id}' {HTTP_REASON}: {reason.message} [{reason.code}]")
         self._close_response_socket()
-        raise web.HTTPError(reason.status, message, reason=HTTP_REASON)
+        error = web.HTTPError(reason.status, reason.message, reason=HTTP_REASON)
+        error.kernel_reason = reason.code  # kernel_metrics counts the failure by it
+        raise error

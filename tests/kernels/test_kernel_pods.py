@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -37,6 +39,7 @@ GPU_PROFILE = {
 MISSING_IMAGE = "elyra/kernel-missing:0.0"  # no image the node has
 # A start that fails says why well before kernelLaunchTimeout (60 s here).
 FAIL_FAST_S = 15
+METRICS_PORT = 9102  # the gateway container's "metrics" port (hooks.gateway.METRICS_PORT)
 GATEWAY_SPEC = {
     "cullIdleTimeout": CULL_IDLE,
     "cullInterval": CULL_INTERVAL,
@@ -204,33 +207,119 @@ def test_only_the_gateways_own_kernelspecs_start(stack, figures):
 
 def test_a_kernel_over_its_profile_maximum_is_refused_with_a_message(stack, figures):
     username = "greedy"
+    before = counters(stack)
     t0 = time.monotonic()
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_CPUS": "3"})
     figures["over_profile_maximum.client_gets"] = f"{status} {message(body)}"
     figures["over_profile_maximum.seconds"] = round(time.monotonic() - t0, 2)
     assert status == 403 and pod is None and no_pod_named(stack, username), (status, body)
     assert message(body) == (
-        "Kernel start failed: refused by the kernel profile python_kubernetes: "
+        "refused by the kernel profile python_kubernetes: "
         "KERNEL_CPUS=3 is more than this kernel profile allows (cpu at most 1)"
     )
     assert time.monotonic() - t0 < FAIL_FAST_S
+    failed = ("elastic_jupyter_kernel_start_failures_total", "python_kubernetes", "profile")
+    assert increase(before, counters(stack)) == {failed: 1}
     # The launcher's stderr still reaches the gateway's log.
     stack.eg.wait_for_log(r"KERNEL_CPUS=3 is more than this kernel profile allows \(cpu at most 1\)")
 
 
 def test_a_kernel_whose_image_cannot_be_pulled_fails_at_once_naming_the_image(stack, figures):
     username = "no-image"
+    before = counters(stack)
     t0 = time.monotonic()
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username}, "python_no_image")
     seconds = time.monotonic() - t0
     figures["image_not_pulled.client_gets"] = f"{status} {message(body)}"
     figures["image_not_pulled.seconds"] = round(seconds, 2)
     assert status == 500 and pod is None, (status, body)
-    expected = f"Kernel start failed: cannot pull the kernel image {MISSING_IMAGE} (ErrImagePull: "
+    expected = f"cannot pull the kernel image {MISSING_IMAGE} (ErrImagePull: "
     assert message(body).startswith(expected), message(body)
     assert seconds < FAIL_FAST_S, f"{seconds:.1f} s: the start waited for the launch timeout"
+    assert increase(before, counters(stack)) == {
+        ("elastic_jupyter_kernel_start_failures_total", "python_no_image", "image"): 1
+    }
     # The pod that could not run is deleted (it would hold its quota).
     wait_for(lambda: no_pod_named(stack, username), timeout=30, what="the deletion of the pod that cannot run")
+
+
+def test_the_user_reads_why_in_jupyterlab(stack, figures):
+    """Through the notebook's Jupyter Server (its gateway client) and in JupyterLab's dialog, in
+    Chromium, as a user who picks the profile whose image cannot be pulled."""
+    from jupyterlab import JupyterLab
+
+    expected = f"cannot pull the kernel image {MISSING_IMAGE}"
+    body = {"path": "no-image.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python_no_image"}}
+    t0 = time.monotonic()
+    status, answer = stack.jupyter.api("POST", "/api/sessions", body, timeout=120)
+    figures["notebook_api.image_not_pulled"] = f"{status} {message(answer)} ({time.monotonic() - t0:.1f} s)"
+    assert status == 500 and expected in message(answer), (status, answer)
+    shot = ks.OUTPUT / "jupyterlab-kernel-start-failed.png"
+    with JupyterLab(stack.jupyter.url, stack.jupyter.token, failure_shot=shot) as lab:
+        t0 = time.monotonic()
+        text = lab.kernel_start_error("Python (image not on any registry)")
+        seconds = time.monotonic() - t0
+        lab.screenshot(shot)
+    figures["jupyterlab.dialog"] = " ".join(text.split())
+    figures["jupyterlab.dialog_seconds"] = round(seconds, 2)
+    assert expected in " ".join(text.split()), text
+    assert seconds < FAIL_FAST_S
+
+
+def test_a_kernel_whose_pod_ends_on_its_own_is_logged_counted_and_its_model_says_why(stack, figures):
+    """Item 2 in part: the process proxy reads why the pod ended (here the kernel process exits
+    3; the fake node reports the pod Failed with the container's exit code, as a kubelet would)."""
+    before = counters(stack)
+    status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": "dies"}})
+    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    ws = lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
+    try:
+        first = stack.kernel_pod(kernel["id"])["metadata"]["uid"]
+        ws.start("import os; os._exit(3)")
+        model = wait_for(
+            lambda: stack.eg.api("GET", f"/api/kernels/{kernel['id']}")[1].get("last_end"),
+            timeout=60,
+            what="the kernel's model to say why its pod ended",
+        )
+    finally:
+        ws.close()
+    figures["pod_ended.kernel_model_last_end"] = model
+    # The container's exit code is its entrypoint's (the image's bootstrap-kernel.sh), not the kernel's.
+    assert model["reason"] == "exited" and re.fullmatch(
+        r"the kernel process ended \(exited, exit code \d+\)", model["message"]
+    )
+    assert (
+        increase(before, counters(stack)).get(("elastic_jupyter_kernel_ends_total", "python_kubernetes", "exited")) == 1
+    )
+    stack.eg.wait_for_log(r"ended: the kernel process ended \(exited, exit code \d+\) \[exited\]")
+    # EG restarts a dead kernel (autorestart): a new pod.
+    wait_for(
+        lambda: (stack.kernel_pod(kernel["id"]) or {}).get("metadata", {}).get("uid") not in (None, first),
+        timeout=60,
+        what="EG's restart of the kernel in a new pod",
+    )
+    stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
+    wait_for(lambda: stack.kernel_pod(kernel["id"]) is None, timeout=30, what="the kernel pod's deletion")
+
+
+def counters(stack: ks.KernelStack) -> dict[tuple, float]:
+    """The gateway's kernel counters (hooks/kernel_metrics.py), scraped from its metrics port:
+    {(name, profile, reason): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = stack.eg.ports[METRICS_PORT]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("elastic_jupyter_kernel_") and sample.name.endswith("_total"):
+                out[(sample.name, sample.labels.get("profile"), sample.labels.get("reason"))] = sample.value
+    return out
+
+
+def increase(before: dict, after: dict) -> dict:
+    return {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
 
 
 def message(body) -> str:
@@ -240,6 +329,7 @@ def message(body) -> str:
 def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_holds(stack, figures):
     """Issue 11 item 7, and a kernel over the namespace's ResourceQuota (one GPU) is refused."""
     env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-user", "KERNEL_GPUS": "1"}
+    before = counters(stack)
     status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
     assert status == 201, f"{status} {kernel}{failure(stack)}"
     # Connected, so that it is not culled (freeing its GPU) before the second one asks.
@@ -258,10 +348,12 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
         status, body, second = started_pod(stack, {**env, "KERNEL_USERNAME": "gpu-two"}, GPU_PROFILE["name"])
         figures["over_quota.client_gets"] = f"{status} {message(body)}"
         assert status == 403 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
-        assert message(body) == (
-            "Kernel start failed: over the namespace quota team: requests.nvidia.com/gpu (asked 1, 1 used of 1)"
-        )
+        assert message(body) == ("over the namespace quota team: requests.nvidia.com/gpu (asked 1, 1 used of 1)")
         stack.eg.wait_for_log(r"exceeded quota: team, requested: requests.nvidia.com/gpu=1")
+        assert increase(before, counters(stack)) == {
+            ("elastic_jupyter_kernel_starts_total", "python_gpu", None): 1,
+            ("elastic_jupyter_kernel_start_failures_total", "python_gpu", "quota"): 1,
+        }
     finally:
         ws.close()
         stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
@@ -282,6 +374,7 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     """Last with the notebook's kernel: close its websocket, let it idle, EG culls it."""
     kernel_id = notebook_kernel["id"]
     pod = stack.kernel_pod(kernel_id)
+    before = counters(stack)
     # Its last activity is this cell; an open tab keeps a kernel (cullConnected is false).
     assert notebook_kernel["ws"].execute("1+1", timeout=30)["result"] == "2"
     notebook_kernel["ws"].close()
@@ -291,6 +384,8 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     wait_for(lambda: record.deleted, timeout=CULL_IDLE + CULL_INTERVAL + 30, what="the kernel pod's deletion")
     idle = record.deleted - datetime.fromisoformat(last_activity.replace("Z", "+00:00")).timestamp()
     figures["last_activity_to_pod_deleted_s"] = round(idle, 2)
+    culled = ("elastic_jupyter_kernel_ends_total", "python_kubernetes", "culled")
+    wait_for(lambda: increase(before, counters(stack)) == {culled: 1}, timeout=15, what="the culled kernel counted")
     assert CULL_IDLE - 0.5 <= idle <= CULL_IDLE + CULL_INTERVAL + 20
     wait_for(lambda: record.stopped, timeout=15, what="the kernel process to stop")
     # EG forgets the kernel once its shutdown ends; Jupyter Server when it lists the gateway's kernels.
