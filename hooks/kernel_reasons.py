@@ -44,8 +44,9 @@ GUARD_PREFIX = "kernel start refused by profile "  # kernel_guard.main's line
 IMAGE_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
 CONFIG_WAITING = ("CreateContainerConfigError", "CreateContainerError", "RunContainerError")
 _MAX = 400  # characters of a message quoted from the cluster
-_INSUFFICIENT = re.compile(r"Insufficient ([A-Za-z0-9./_-]+)")
+_INSUFFICIENT = re.compile(r"Insufficient ([A-Za-z0-9./_-]*[A-Za-z0-9])")
 _QUOTA = re.compile(r"exceeded quota: ([^,]+), requested: (\S+), used: (\S+), limited: (\S+)")
+_DRA_NOISE = "no new claims to deallocate"  # the 1.34+ scheduler's DRA plugin, in every message
 _MUST_SPECIFY = re.compile(r"(?:must specify |; )([a-z]+\.[A-Za-z0-9./_-]+) for")
 
 
@@ -167,7 +168,7 @@ def pod_start_failure(pod: dict) -> Reason | None:
 def unschedulable(message: str) -> str:
     """The scheduler's '0/3 nodes are available: 1 Insufficient nvidia.com/gpu, 2 node(s) had
     untolerated taint ... preemption: ...' as what the user lacks, the message kept."""
-    head = message.split(" preemption:", 1)[0].strip().rstrip(".")
+    head = message.split(" preemption:", 1)[0].replace(_DRA_NOISE, "").strip().rstrip(" .,")
     scarce = sorted(set(_INSUFFICIENT.findall(head)))
     if scarce:
         what = f"no node has a free {' or '.join(scarce)}"
@@ -175,6 +176,8 @@ def unschedulable(message: str) -> str:
         what = "no node matches the kernel profile's nodeSelector or affinity"
     elif "untolerated taint" in head:
         what = "every node has a taint the kernel profile does not tolerate"
+    elif "unbound immediate PersistentVolumeClaims" in head:
+        what = "its workspace volume is not bound to any storage yet"
     elif "pod affinity" in head:
         what = "no node can run it beside its notebook"
     else:

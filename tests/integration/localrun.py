@@ -154,7 +154,9 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "node",
         "a node: scheduler, kubelet and container runtime running the kernel pods",
         "tests/kernels/fake_node.FakeNode, the ONE stand-in: binds each pod labelled component=kernel "
-        "to Node fake-node (pods/binding), runs its container as a local process in its own session, "
+        "to Node fake-node (pods/binding) unless the real kube-scheduler runs (the node reports "
+        "Ready and lifts the not-ready taint itself, as the node lifecycle controller would), runs its container "
+        "as a local process in its own session, "
         "reports it Running with podIP 127.0.0.1 (pods/status); on deletion (or a deletionTimestamp) "
         "stops the process and finalizes the pod (grace 0); an exit is reported Succeeded/Failed",
         "no kubelet, container runtime or Docker here; everything else is the real API server's",
@@ -162,9 +164,10 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
     Substitution(
         "scheduling",
         "the scheduler places a pod by nodeSelector, tolerations, affinity and priority",
+        "the real kube-scheduler when built (tests/e2e/build.sh) or given (KUBE_SCHEDULER_BIN); else "
         "nothing evaluates them: the API server validates and admits them (PriorityClass, quota, "
         "Pod Security), the fake node binds every kernel pod",
-        "no scheduler; the tests read the admitted pod spec instead",
+        "without a scheduler binary the tests read the admitted pod spec instead",
     ),
     Substitution(
         "kernel-image",

@@ -367,6 +367,43 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
             assert "nvidia.com/gpu" not in (container.get("resources") or {}).get(part, {}), container
 
 
+def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figures):
+    """The real kube-scheduler: one kernel holds the node's only GPU; a second GPU kernel (in the
+    gateway's namespace, which has no quota) is unschedulable, and the user reads why."""
+    if stack.scheduler is None:
+        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
+    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-holder", "KERNEL_GPUS": "1"}
+    quota = f"/api/v1/namespaces/{ks.NOTEBOOK_NS}/resourcequotas/team"
+    wait_for(
+        lambda: stack.api.get(quota)["status"]["used"].get("requests.nvidia.com/gpu") == "0",
+        timeout=30,
+        what="the namespace's GPU quota free again (resourcequota controller)",
+    )
+    status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
+    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    ws = lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
+    try:
+        assert stack.kernel_pod(kernel["id"])["spec"]["nodeName"] == "fake-node"
+        before = counters(stack)
+        second = {**env, "KERNEL_USERNAME": "gpu-waiter", "KERNEL_NAMESPACE": ks.GATEWAY_NS}
+        t0 = time.monotonic()
+        status, body, pod = started_pod(stack, second, GPU_PROFILE["name"])
+        seconds = time.monotonic() - t0
+        figures["unschedulable.client_gets"] = f"{status} {message(body)}"
+        figures["unschedulable.seconds"] = round(seconds, 2)
+        assert status == 503 and pod is None, (status, body)
+        assert message(body).startswith(
+            "no node has a free nvidia.com/gpu (0/1 nodes are available: 1 Insufficient nvidia.com/gpu"
+        ), message(body)
+        assert seconds < FAIL_FAST_S, f"{seconds:.1f} s: the start waited for the launch timeout"
+        failed = ("elastic_jupyter_kernel_start_failures_total", "python_gpu", "unschedulable")
+        assert increase(before, counters(stack)) == {failed: 1}
+        wait_for(lambda: no_pod_named(stack, "gpu-waiter"), timeout=30, what="the unschedulable pod's deletion")
+    finally:
+        ws.close()
+        stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
 # --- where the gateway restarts ----------------------------------------------------------------
 
 

@@ -104,11 +104,20 @@ def test_an_unschedulable_pod_says_what_no_node_has():
         503,
         "no node has a free nvidia.com/gpu (0/1 nodes are available: 1 Insufficient nvidia.com/gpu)",
     )
+    # As kube-scheduler 1.36 says it (tests/kernels, the real scheduler).
+    real = "0/1 nodes are available: 1 Insufficient nvidia.com/gpu. no new claims to deallocate, preemption: 0/1 nodes"
+    assert kr.unschedulable(real) == reason.message
     selector = "0/3 nodes are available: 3 node(s) didn't match Pod's node affinity/selector."
     assert kr.unschedulable(selector).startswith("no node matches the kernel profile's nodeSelector")
-    taint = "0/1 nodes are available: 1 node(s) had untolerated taint {gpu: true}."
+    taint = "0/1 nodes are available: 1 node(s) had untolerated taint(s). no new claims to deallocate, preemption: x"
+    assert kr.unschedulable(taint) == (
+        "every node has a taint the kernel profile does not tolerate "
+        "(0/1 nodes are available: 1 node(s) had untolerated taint(s))"
+    )
     assert kr.unschedulable(taint).startswith("every node has a taint")
     assert kr.unschedulable("") == "no node can run the kernel now"
+    unbound = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. not found"
+    assert kr.unschedulable(unbound).startswith("its workspace volume is not bound to any storage yet (0/1 nodes")
 
 
 def test_a_pod_whose_image_cannot_be_pulled_names_the_image():
