@@ -44,12 +44,13 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
         super().__init__(kernel_manager, proxy_config)
         self._stderr: collections.deque = collections.deque(maxlen=STDERR_LINES)
         self._relay: threading.Thread | None = None
-        self._pod: dict | None = None  # the kernel pod as last read
+        self._pod: dict | None = None  # the kernel pod as last read (None: not found)
+        self._seen: dict | None = None  # the kernel pod as last found
         self._terminating = False  # EG deletes the pod (shutdown, culling, restart)
         self.end_reason: reasons.Reason | None = None  # why the pod ended, when not by EG
 
     async def launch_process(self, kernel_cmd, **kwargs):
-        self._terminating, self.end_reason, self._pod = False, None, None  # a restart reuses no state
+        self._terminating, self.end_reason, self._pod, self._seen = False, None, None, None  # no state kept
         return await super().launch_process(kernel_cmd, **kwargs)
 
     # ------------------------------------------------------------------ the launcher
@@ -85,6 +86,7 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
         pod = self._pod = self._kernel_pod()
         phase = ""
         if pod is not None:
+            self._seen = pod
             self.container_name = pod["metadata"]["name"]
             status = pod.get("status") or {}
             phase = (status.get("phase") or "").lower()
@@ -106,12 +108,17 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
         return phase
 
     def poll(self):
-        """The stock answer (None while the pod runs); a pod that ended on its own (OOMKilled,
-        preempted, evicted, exited) is logged and counted once, with its reason."""
+        """The stock answer (None while the pod runs). A pod that ends while EG did not ask for it
+        (OOMKilled, preempted, evicted, exited, deleted by someone else) is logged and counted
+        once, with its reason, read from the pod as last seen."""
         alive = super().poll()
-        if alive is None or self._terminating or self.end_reason is not None or self._pod is None:
+        if self._terminating or self.end_reason is not None or self._seen is None:
             return alive
-        ended = reasons.pod_end(self._pod)
+        ended = reasons.pod_end(self._pod) if self._pod is not None else reasons.pod_gone(self._seen)
+        if ended is None and alive is not None:
+            ended = reasons.pod_gone(self._pod)  # not running, no reason in its status
+        if ended is None and self._pod is not None and self._pod["metadata"].get("deletionTimestamp"):
+            ended = reasons.pod_gone(self._pod)
         if ended is not None:
             self.end_reason = ended
             metrics.record_end(self.kernel_manager, ended)

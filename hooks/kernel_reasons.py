@@ -220,6 +220,13 @@ def pod_end(pod: dict) -> Reason | None:
     return None
 
 
+def pod_gone(last_seen: dict) -> Reason:
+    """Why a kernel pod that is gone, or ends, without a reason in its status: the reason of its
+    last seen status (a preemption's DisruptionTarget condition, when it was seen), else deleted
+    by someone other than the gateway."""
+    return pod_end(last_seen) or Reason(DELETED, 500, "the kernel pod was deleted, not by the gateway")
+
+
 def _memory_limit(pod: dict, container_name) -> str:
     for container in _list(_dict(pod.get("spec")).get("containers")):
         container = _dict(container)

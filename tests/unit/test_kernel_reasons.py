@@ -181,6 +181,11 @@ def test_why_a_pod_ended():
     }
     assert kr.pod_end(pod(exited)).message == "the kernel process ended (Error, exit code 1)"
     assert kr.pod_end(pod({"phase": "Running"})) is None
+    # Gone: the last status seen says why, else someone else deleted it.
+    assert kr.pod_gone(pod(preempted)).code == "preempted"
+    assert kr.pod_gone(pod({"phase": "Running"})) == kr.Reason(
+        "deleted", 500, "the kernel pod was deleted, not by the gateway"
+    )
     assert kr.pod_start_failure(pod(oom)).message.startswith(
         "the kernel pod ended before the kernel started: out of memory"
     )
@@ -231,6 +236,7 @@ def well_formed(reason: kr.Reason | None, codes) -> None:
 def test_any_pod_gets_a_short_answer_or_none(value):
     well_formed(kr.pod_start_failure(value), kr.START_FAILURES + kr.ENDS)
     well_formed(kr.pod_end(value), kr.ENDS)
+    well_formed(kr.pod_gone(value), kr.ENDS)
 
 
 @settings(max_examples=300)
