@@ -16,9 +16,10 @@ The failure is a tornado HTTPError whose log_message is the user's message: Ente
 Gateway answers it as the JSON ``message``, Jupyter Server's gateway client quotes it in its
 own error ("Error from Gateway: [<message>] ..."), JupyterLab shows that in its dialog.
 
-Rights: list and delete on pods, as the stock proxy. Shipped by the gateway hook in the
-kernelspec ConfigMap with kernel_reasons.py, on the gateway's PYTHONPATH; kernel.json names
-``kernel_proxy.ReasonedKubernetesProcessProxy``.
+Rights: list and delete on pods, as the stock proxy, and list on events (why a pod that
+vanished ended: the scheduler's "Preempted"); without it such a pod ends as "deleted".
+Shipped by the gateway hook in the kernelspec ConfigMap with kernel_reasons.py, on the
+gateway's PYTHONPATH; kernel.json names ``kernel_proxy.ReasonedKubernetesProcessProxy``.
 """
 
 from __future__ import annotations
@@ -114,11 +115,13 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
         alive = super().poll()
         if self._terminating or self.end_reason is not None or self._seen is None:
             return alive
-        ended = reasons.pod_end(self._pod) if self._pod is not None else reasons.pod_gone(self._seen)
-        if ended is None and alive is not None:
-            ended = reasons.pod_gone(self._pod)  # not running, no reason in its status
-        if ended is None and self._pod is not None and self._pod["metadata"].get("deletionTimestamp"):
-            ended = reasons.pod_gone(self._pod)
+        if self._pod is not None:
+            ended = reasons.pod_end(self._pod)
+        else:
+            ended = reasons.pod_gone(self._seen, self._events(self._seen))
+        # Not running, or being deleted (not by EG), with no reason in its status.
+        if ended is None and (alive is not None or self._pod["metadata"].get("deletionTimestamp")):
+            ended = reasons.pod_gone(self._pod, self._events(self._pod))
         if ended is not None:
             self.end_reason = ended
             metrics.record_end(self.kernel_manager, ended)
@@ -128,6 +131,19 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
     def terminate_container_resources(self):
         self._terminating = True
         return super().terminate_container_resources()
+
+    def _events(self, pod: dict) -> list:
+        """The events about a pod (list on events in its namespace); none without that right."""
+        try:
+            response = client.CoreV1Api().list_namespaced_event(
+                namespace=pod["metadata"]["namespace"],
+                field_selector=f"involvedObject.uid={pod['metadata']['uid']}",
+                _preload_content=False,
+            )
+        except client.rest.ApiException as exc:
+            self.log.warning(f"KernelID: '{self.kernel_id}' cannot read its pod's events: {exc.status} {exc.reason}")
+            return []
+        return json.loads(response.data).get("items") or []
 
     def _kernel_pod(self) -> dict | None:
         response = client.CoreV1Api().list_namespaced_pod(

@@ -220,11 +220,29 @@ def pod_end(pod: dict) -> Reason | None:
     return None
 
 
-def pod_gone(last_seen: dict) -> Reason:
+def pod_gone(last_seen: dict, events: list | None = None) -> Reason:
     """Why a kernel pod that is gone, or ends, without a reason in its status: the reason of its
-    last seen status (a preemption's DisruptionTarget condition, when it was seen), else deleted
-    by someone other than the gateway."""
-    return pod_end(last_seen) or Reason(DELETED, 500, "the kernel pod was deleted, not by the gateway")
+    last seen status (a preemption's DisruptionTarget condition, when it was seen), else of the
+    events about it (the scheduler's "Preempted", a kubelet's or the API's "Evicted"), else
+    deleted by someone other than the gateway."""
+    return (
+        pod_end(last_seen)
+        or event_end(events)
+        or Reason(DELETED, 500, "the kernel pod was deleted, not by the gateway")
+    )
+
+
+def event_end(events) -> Reason | None:
+    """The newest event (core/v1, as listed) that says a pod was preempted or evicted."""
+    found = None
+    for event in _list(events):
+        event = _dict(event)
+        reason, message = _str(event.get("reason")), _str(event.get("message") or event.get("note"))
+        if reason == "Preempted":
+            found = Reason(PREEMPTED, 500, _clip(f"preempted by the scheduler for higher-priority work ({message})"))
+        elif reason in ("Evicted", "TaintManagerEviction", "Killing") and "evict" in (reason + message).lower():
+            found = Reason(EVICTED, 500, _clip(f"evicted ({reason}: {message})"))
+    return found
 
 
 def _memory_limit(pod: dict, container_name) -> str:

@@ -126,7 +126,7 @@ class KernelStack:
     def start(self) -> None:
         t0 = time.monotonic()
         # The PV binder binds each workspace claim to the volume the harness provides (_provide_volumes).
-        controllers = ["resourcequota-controller", "persistentvolume-binder-controller"]
+        controllers = ["resourcequota-controller", "persistentvolume-binder-controller", "job-controller"]
         self.cp = ControlPlane(self.workdir / "cluster", extra_controllers=controllers)
         self.cp.start()
         self.api = KubeApi(self.cp.server, self.cp.ssl_context())
@@ -146,6 +146,18 @@ class KernelStack:
             self.claims,
             schedules=self.scheduler is None,
         ).start()
+        if self.scheduler:
+            # A ReadWriteOnce workspace puts kernels beside their notebook's pod (pod affinity):
+            # the user's notebook pod is on a node before a kernel can start, as in a cluster.
+            wait_for(
+                lambda: [
+                    p
+                    for p in self.api.pods(NOTEBOOK_NS, f"kubeflow.tkestack.io/jupyternotebook={NOTEBOOK}")
+                    if p["spec"].get("nodeName")
+                ],
+                timeout=60,
+                what="the notebook's pod bound to the node (kube-scheduler)",
+            )
         self.start_gateway()
         self._start_notebook()
         self.timings["stack_s"] = round(time.monotonic() - t0, 2)

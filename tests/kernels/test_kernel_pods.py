@@ -21,6 +21,7 @@ import localrun as lr
 import pytest
 import stack as ks
 from controlplane import wait_for
+from kubeapi import ApiError
 
 pytestmark = pytest.mark.kernels
 
@@ -367,12 +368,8 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
             assert "nvidia.com/gpu" not in (container.get("resources") or {}).get(part, {}), container
 
 
-def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figures):
-    """The real kube-scheduler: one kernel holds the node's only GPU; a second GPU kernel (in the
-    gateway's namespace, which has no quota) is unschedulable, and the user reads why."""
-    if stack.scheduler is None:
-        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
-    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-holder", "KERNEL_GPUS": "1"}
+def gpu_kernel(stack: ks.KernelStack, env: dict) -> tuple[dict, lr.KernelWS]:
+    """A connected GPU kernel in the notebook's namespace, once its GPU quota is free again."""
     quota = f"/api/v1/namespaces/{ks.NOTEBOOK_NS}/resourcequotas/team"
     wait_for(
         lambda: stack.api.get(quota)["status"]["used"].get("requests.nvidia.com/gpu") == "0",
@@ -381,7 +378,101 @@ def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figur
     )
     status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
     assert status == 201, f"{status} {kernel}{failure(stack)}"
-    ws = lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
+    return kernel, lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
+
+
+def training_job(name: str, priority_class: str) -> dict:
+    """A training Job wanting the node's GPU, at a higher priority than kernels; restricted."""
+    container = {
+        "name": "train",
+        "image": "example/training:1",  # never run: the fake node runs kernel pods only
+        "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    pod = {
+        "metadata": {"labels": {"job": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "priorityClassName": priority_class,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+        },
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": ks.GATEWAY_NS},
+        "spec": {"backoffLimit": 0, "template": pod},
+    }
+
+
+def test_a_training_job_preempts_a_gpu_kernel_and_the_user_is_told(stack, figures):
+    """Issue 17 item 3 on the real kube-scheduler: a kernel (PriorityClass value -10) holds the
+    node's only GPU; a training Job (value 1000) arrives; the scheduler preempts the kernel pod,
+    places the Job's pod, and the gateway says why the kernel ended."""
+    if stack.scheduler is None:
+        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
+    stack.cp.apply(
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "training"}, "value": 1000}
+    )
+    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-preempted", "KERNEL_GPUS": "1"}
+    kernel, ws = gpu_kernel(stack, env)
+    pod = stack.kernel_pod(kernel["id"])
+    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    jobs = f"/apis/batch/v1/namespaces/{ks.GATEWAY_NS}/jobs"
+    try:
+        before = counters(stack)
+        t0 = time.time()
+        stack.api.post(jobs, training_job("train", "training"))
+        wait_for(lambda: record.deleted, timeout=60, what="the kernel pod's preemption")
+        gone = record.deleted - t0
+
+        def job_pod_bound():
+            pods = stack.api.pods(ks.GATEWAY_NS, "job=train")
+            return pods and pods[0]["spec"].get("nodeName") == "fake-node" and time.time()
+
+        scheduled = wait_for(job_pod_bound, timeout=60, what="the Job's pod on the node") - t0
+        last_end = wait_for(
+            lambda: stack.eg.api("GET", f"/api/kernels/{kernel['id']}")[1].get("last_end"),
+            timeout=60,
+            what="the kernel's model to say why its pod ended",
+        )
+        figures["preemption"] = {
+            "job_created_to_kernel_pod_deleted_s": round(gone, 2),
+            "job_created_to_job_pod_scheduled_s": round(scheduled, 2),
+            "kernel_model_last_end": last_end,
+        }
+        assert last_end["reason"] == "preempted", last_end
+        assert last_end["message"].startswith("preempted by the scheduler for higher-priority work"), last_end
+        ended = ("elastic_jupyter_kernel_ends_total", "python_gpu", "preempted")
+        assert increase(before, counters(stack)).get(ended) == 1
+    finally:
+        ws.close()
+        stack.api.request("DELETE", f"{jobs}/train", {"propagationPolicy": "Background"})
+        for job_pod in stack.api.pods(ks.GATEWAY_NS, "job=train"):  # never run: finalized as a kubelet would
+            with contextlib.suppress(ApiError):
+                stack.api.delete(f"/api/v1/namespaces/{ks.GATEWAY_NS}/pods/{job_pod['metadata']['name']}", 0)
+        wait_for(lambda: not stack.api.pods(ks.GATEWAY_NS, "job=train"), timeout=60, what="the Job's pod gone")
+        # EG restarts the preempted kernel, which fails at once (the GPU is the Job's); EG 3.3 then
+        # keeps the kernel "restarting": a shutdown waits 60 s for that restart, then goes on.
+        t0 = time.monotonic()
+        with contextlib.suppress(TimeoutError, OSError):
+            stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}", timeout=90)
+        wait_for(
+            lambda: stack.eg.api("GET", f"/api/kernels/{kernel['id']}")[0] == 404,
+            timeout=90,
+            what="EG to forget the preempted kernel",
+        )
+        figures["preemption.shutdown_after_failed_restart_s"] = round(time.monotonic() - t0, 2)
+
+
+def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figures):
+    """The real kube-scheduler: one kernel holds the node's only GPU; a second GPU kernel (in the
+    gateway's namespace, which has no quota) is unschedulable, and the user reads why."""
+    if stack.scheduler is None:
+        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
+    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-holder", "KERNEL_GPUS": "1"}
+    kernel, ws = gpu_kernel(stack, env)
     try:
         assert stack.kernel_pod(kernel["id"])["spec"]["nodeName"] == "fake-node"
         before = counters(stack)

@@ -181,7 +181,16 @@ def test_why_a_pod_ended():
     }
     assert kr.pod_end(pod(exited)).message == "the kernel process ended (Error, exit code 1)"
     assert kr.pod_end(pod({"phase": "Running"})) is None
-    # Gone: the last status seen says why, else someone else deleted it.
+    # Gone: the last status seen says why, else the events about it, else someone else deleted it.
+    preempting = {"reason": "Preempted", "message": "Preempted by pod 1b2c on node fake-node"}
+    assert kr.pod_gone(pod({"phase": "Running"}), [{"reason": "Scheduled"}, preempting]) == kr.Reason(
+        "preempted",
+        500,
+        "preempted by the scheduler for higher-priority work (Preempted by pod 1b2c on node fake-node)",
+    )
+    evicted_event = {"reason": "Evicted", "message": "The node was low on resource: memory."}
+    assert kr.event_end([evicted_event]).code == "evicted"
+    assert kr.event_end([{"reason": "Killing", "message": "Stopping container kernel"}]) is None
     assert kr.pod_gone(pod(preempted)).code == "preempted"
     assert kr.pod_gone(pod({"phase": "Running"})) == kr.Reason(
         "deleted", 500, "the kernel pod was deleted, not by the gateway"
@@ -237,6 +246,7 @@ def test_any_pod_gets_a_short_answer_or_none(value):
     well_formed(kr.pod_start_failure(value), kr.START_FAILURES + kr.ENDS)
     well_formed(kr.pod_end(value), kr.ENDS)
     well_formed(kr.pod_gone(value), kr.ENDS)
+    well_formed(kr.pod_gone(value, value), kr.ENDS)
 
 
 @settings(max_examples=300)

@@ -73,7 +73,10 @@ def test_the_hook_server_is_redundant_probed_and_restricted(psacheck):
 
 def test_the_kernel_cluster_role_is_least_privilege():
     role = next(o for o in objects() if o["metadata"]["name"] == "jupyter-gateway-kernels")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]}]
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+    ]
     assert role["metadata"]["labels"]["kubeflow.tkestack.io/gateway-kernel-role"] == "true"
     assert not [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
 
