@@ -453,8 +453,8 @@ def test_a_training_job_preempts_a_gpu_kernel_and_the_user_is_told(stack, figure
             with contextlib.suppress(ApiError):
                 stack.api.delete(f"/api/v1/namespaces/{ks.GATEWAY_NS}/pods/{job_pod['metadata']['name']}", 0)
         wait_for(lambda: not stack.api.pods(ks.GATEWAY_NS, "job=train"), timeout=60, what="the Job's pod gone")
-        # EG restarts the preempted kernel, which fails at once (the GPU is the Job's); EG 3.3 then
-        # keeps the kernel "restarting": a shutdown waits 60 s for that restart, then goes on.
+        # EG restarts the preempted kernel, which fails at once (the GPU is the Job's); EG 3.3 may
+        # then keep the kernel "restarting": a shutdown waits up to 60 s for that restart (seen here).
         t0 = time.monotonic()
         with contextlib.suppress(TimeoutError, OSError):
             stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}", timeout=90)
