@@ -41,9 +41,10 @@ POD_IP = "127.0.0.1"
 KERNEL_SELECTOR = "component=kernel"
 # A GPU node as NVIDIA's GPU feature discovery labels it (the GPU profiles' nodeSelector).
 NODE_LABELS = {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux", "nvidia.com/gpu.present": "true"}
-# The in-cluster shim of the gateway's processes (tests/kernels/incluster); a kernel
-# container gets the pod's env, which EG's launcher copies from its own environment.
-SHIM_ENV = ("PYTHONPATH", "LOCALRUN_INCLUSTER_DIR")
+# The stand-in for the gateway's in-cluster configuration (tests/kernels/incluster, and the
+# KUBECONFIG its launcher gets); a kernel container gets the pod's env, which EG's launcher
+# copies from its own environment.
+SHIM_ENV = ("PYTHONPATH", "LOCALRUN_INCLUSTER_DIR", "KUBECONFIG")
 # Directories EG's environment points at (copied into the pod env by launch_kubernetes.py):
 # in a cluster they are paths inside the gateway's container; here each pod gets its own.
 PRIVATE_DIRS = ("HOME", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR")
