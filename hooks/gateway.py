@@ -46,6 +46,7 @@ CONFIG_FILE = "jupyter_enterprise_gateway_config.json"
 PORT = 8888  # the front door, the Service's port
 INTERNAL_PORT = 8889  # Enterprise Gateway, on the pod's loopback only
 RESPONSE_PORT = 8877
+METRICS_PORT = 9102  # kernel starts, refusals and ends (hooks/kernel_metrics.py)
 AUTH_DIR = f"{CONFIG_DIR}/auth"
 TOKEN_KEY = "token"
 # Jupyter applications load jupyter_config.json from every JUPYTER_CONFIG_PATH directory
@@ -245,6 +246,8 @@ def render_config(spec: JupyterGatewaySpec) -> str:
             "list_kernels": True,
             "default_kernel_name": spec.default_kernel,
             "log_level": "WARN" if spec.log_level == "WARNING" else spec.log_level,
+            # EG's kernel manager, counting kernel starts, failures and ends (on our PYTHONPATH).
+            "kernel_manager_class": kernelspecs.KERNEL_MANAGER,
         },
         "RemoteMappingKernelManager": {
             "cull_idle_timeout": spec.cull_idle_timeout,
@@ -433,11 +436,13 @@ def _deployment(
             {"name": "EG_SHARED_NAMESPACE", "value": "True"},
             {"name": "EG_KERNEL_LAUNCH_TIMEOUT", "value": str(spec.kernel_launch_timeout)},
             {"name": "EG_RESPONSE_PORT", "value": str(RESPONSE_PORT)},
+            {"name": "EG_METRICS_PORT", "value": str(METRICS_PORT)},
             *parts["env"],
         ],
         "ports": [
             {"name": "internal", "containerPort": INTERNAL_PORT, "protocol": "TCP"},
             {"name": "response", "containerPort": RESPONSE_PORT, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
         ],
         "resources": canonical_resources(
             spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES

@@ -3,13 +3,14 @@
 The gateway's child ConfigMap <name>-gateway-kernelspecs holds, per profile ``p``:
   p.kernel.json         argv runs kernel_guard.py, which checks the client's KERNEL_*
                         variables and then execs Enterprise Gateway's own
-                        launch_kubernetes.py; process proxy KubernetesProcessProxy
+                        launch_kubernetes.py; process proxy kernel_proxy.py's (EG's
+                        KubernetesProcessProxy, failing a start at once with its reason)
   p.kernel-pod.yaml.j2  the pod template launch_kubernetes.py renders (it loads the
                         template from its own directory)
   p.policy.json         what kernel_guard.py allows: namespaces, default and maximum resources,
                         the longest launch timeout
 and once: kernel_guard.py, kernel_sweep.py and sweep.json (orphaned kernel pods, see
-kernel_sweep.py).
+kernel_sweep.py), kernel_proxy.py, kernel_reasons.py and kernel_metrics.py (on the gateway's PYTHONPATH).
 
 An init container of the gateway pod (the gateway image) lays them out as kernelspec
 directories <p>/kernel.json and <p>/scripts/{kernel_guard.py, policy.json,
@@ -56,7 +57,12 @@ STATE_DIR = "/var/lib/jupyter-gateway/state"  # jupyter data dir (connection fil
 WORKSPACE_DIR = "/home/jovyan/work"  # the notebook's workspace, at the same path in kernel pods
 KERNEL_SERVICE_ACCOUNT = "default"  # its token is never mounted
 KERNEL_USER, KERNEL_GROUP = 1000, 100  # jovyan:users of the docker-stacks and elyra/kernel-* images
-PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
+# EG's KubernetesProcessProxy, failing a start at once with its reason (kernel_proxy.py, on
+# the gateway's PYTHONPATH with kernel_reasons.py).
+PROCESS_PROXY = "kernel_proxy.ReasonedKubernetesProcessProxy"
+STOCK_PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
+PROXY_MODULES = ("kernel_proxy.py", "kernel_reasons.py", "kernel_metrics.py")
+KERNEL_MANAGER = "kernel_metrics.MeteredKernelManager"  # EG's, counting kernels by reason
 GPU = "nvidia.com/gpu"
 
 DEFAULT_PROFILE = KernelProfile(
@@ -83,6 +89,7 @@ done
 
 _GUARD = package_files.files(__package__).joinpath("kernel_guard.py").read_text(encoding="utf-8")
 _SWEEP = package_files.files(__package__).joinpath("kernel_sweep.py").read_text(encoding="utf-8")
+_PROXY = {name: package_files.files(__package__).joinpath(name).read_text(encoding="utf-8") for name in PROXY_MODULES}
 _RESOURCE_VARS = (
     ("kernel_cpus", "requests", "cpu"),
     ("kernel_memory", "requests", "memory"),
@@ -128,6 +135,7 @@ def sweep_selector(name: str, namespace: str) -> str:
 def config_map(name: str, namespace: str, labels: dict, spec: JupyterGatewaySpec) -> dict:
     data = {"kernel_guard.py": _GUARD, "kernel_sweep.py": _SWEEP, "sweep.json": _json(_sweep(name, namespace, spec))}
     data["no_ipykernel.py"] = NO_IPYKERNEL
+    data.update(_PROXY)
     for profile in profiles(spec):
         data[f"{profile.name}.kernel.json"] = _json(kernel_json(profile))
         data[f"{profile.name}.kernel-pod.yaml.j2"] = pod_template(profile, name, namespace)
@@ -302,7 +310,10 @@ def gateway_pod_parts(name: str, image: str) -> dict:
             "name": "python-path",
             "configMap": {
                 "name": config_map_name(name),
-                "items": [{"key": "no_ipykernel.py", "path": "ipykernel/__init__.py"}],
+                "items": [
+                    {"key": "no_ipykernel.py", "path": "ipykernel/__init__.py"},
+                    *({"key": name, "path": name} for name in PROXY_MODULES),
+                ],
             },
         },
     ]
@@ -319,7 +330,8 @@ def gateway_pod_parts(name: str, image: str) -> dict:
         {"name": "JUPYTER_DATA_DIR", "value": f"{STATE_DIR}/data"},
         {"name": "IPYTHONDIR", "value": f"{STATE_DIR}/ipython"},
         {"name": "PYTHONNOUSERSITE", "value": "1"},
-        {"name": "PYTHONPATH", "value": PYTHON_PATH_DIR},  # no ipykernel: no python3 kernel
+        # no ipykernel: no python3 kernel; our process proxy (kernel_proxy.py)
+        {"name": "PYTHONPATH", "value": PYTHON_PATH_DIR},
         # Kernels start in the notebook's directory (KERNEL_WORKING_DIR from Jupyter Server);
         # kernel_guard.py keeps it inside the workspace.
         {"name": "EG_MIRROR_WORKING_DIRS", "value": "True"},

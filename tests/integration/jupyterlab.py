@@ -70,6 +70,20 @@ class JupyterLab:
         self.wait_status("idle")
         self.cells = 0
 
+    def kernel_start_error(self, display_name: str) -> str:
+        """Open a new notebook with the kernelspec ``display_name`` from the launcher, expecting
+        its kernel not to start; returns the text of the error dialog Lab shows, left open (Lab
+        offers its kernel selector once it is closed)."""
+        card = self.page.locator(f'.jp-LauncherCard[data-category="Notebook"][title="{display_name}"]')
+        try:
+            card.wait_for(timeout=3000)
+        except PlaywrightTimeout:
+            self.menu("File", "New Launcher")
+        card.click()
+        dialog = self.page.locator(".jp-Dialog")
+        dialog.wait_for()
+        return dialog.inner_text()
+
     def wait_status(self, status: str, timeout_ms: int | None = None) -> None:
         """Wait until the status bar shows the current notebook's kernel as ``status`` (idle, busy...)."""
         shown = re.compile(rf"\S \| {status}$", re.IGNORECASE)

@@ -65,7 +65,8 @@ class Substitution:
 
 # kernelspec names that only exist in the EG image / as kernel pods -> local ipykernel spec
 KERNELSPEC_MAP = {"python_kubernetes": "python3", "python_docker": "python3"}
-K8S_PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
+# hooks/kernelspecs.PROCESS_PROXY: EG's KubernetesProcessProxy with start failures explained
+K8S_PROCESS_PROXY = "kernel_proxy.ReasonedKubernetesProcessProxy"
 LOCAL_PROCESS_PROXY = "enterprise_gateway.services.processproxies.processproxy.LocalProcessProxy"
 # docker-stacks images: ENTRYPOINT tini -g --, CMD start-notebook.py (-> jupyter $DOCKER_STACKS_JUPYTER_CMD)
 DOCKER_STACKS_IMAGE = re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[\w.-]*-notebook(:|@|$)")
@@ -177,7 +178,9 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "node",
         "a node: scheduler, kubelet and container runtime running the kernel pods",
         "tests/kernels/fake_node.FakeNode, the ONE stand-in: binds each pod labelled component=kernel "
-        "to Node fake-node (pods/binding), runs its container as a local process in its own session, "
+        "to Node fake-node (pods/binding) unless the real kube-scheduler runs (the node reports "
+        "Ready and lifts the not-ready taint itself, as the node lifecycle controller would), runs its container "
+        "as a local process in its own session, "
         "reports it Running with podIP 127.0.0.1 (pods/status); on deletion (or a deletionTimestamp) "
         "stops the process and finalizes the pod (grace 0); an exit is reported Succeeded/Failed",
         "no kubelet, container runtime or Docker here; everything else is the real API server's",
@@ -185,9 +188,10 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
     Substitution(
         "scheduling",
         "the scheduler places a pod by nodeSelector, tolerations, affinity and priority",
+        "the real kube-scheduler when built (tests/e2e/build.sh) or given (KUBE_SCHEDULER_BIN); else "
         "nothing evaluates them: the API server validates and admits them (PriorityClass, quota, "
         "Pod Security), the fake node binds every kernel pod",
-        "no scheduler; the tests read the admitted pod spec instead",
+        "without a scheduler binary the tests read the admitted pod spec instead",
     ),
     Substitution(
         "kernel-image",

@@ -4,7 +4,8 @@ The local control plane has no node. ``FakeNode`` plays one for the kernel pods 
 Gateway creates (label ``component=kernel``) in the namespaces it is given, doing what a
 scheduler and a kubelet do and nothing else:
 
-1. binds each new pod to the Node ``fake-node`` (the pods/binding subresource);
+1. binds each new pod to the Node ``fake-node`` (the pods/binding subresource), unless a real
+   kube-scheduler runs (``schedules=False``): then it runs the pods the scheduler bound to it;
 2. starts the pod's only container as a local process in its own session: the container's
    command and args, or the image's default command (``IMAGES``), with the pod's env, its
    workingDir and its volumes mapped to local directories (a PersistentVolumeClaim to the
@@ -38,6 +39,8 @@ from localrun import map_path
 NODE = "fake-node"
 POD_IP = "127.0.0.1"
 KERNEL_SELECTOR = "component=kernel"
+# A GPU node as NVIDIA's GPU feature discovery labels it (the GPU profiles' nodeSelector).
+NODE_LABELS = {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux", "nvidia.com/gpu.present": "true"}
 # The stand-in for the gateway's in-cluster configuration (tests/kernels/incluster, and the
 # KUBECONFIG its launcher gets); a kernel container gets the pod's env, which EG's launcher
 # copies from its own environment.
@@ -115,10 +118,12 @@ class FakeNode:
         images: dict[str, Image],
         venv: Path,
         claims: dict[tuple[str, str], Path] | None = None,
+        schedules: bool = True,
     ):
         self.api, self.namespaces, self.images, self.venv = api, set(namespaces), images, Path(venv)
         self.workdir = Path(workdir)
         self.claims = claims if claims is not None else {}  # (namespace, claimName) -> local dir; shared
+        self.schedules = schedules  # False: a real kube-scheduler binds pods, the node only runs them
         self.pods: dict[str, PodRecord] = {}  # by uid
         self.errors: list[str] = []
         self._lock = threading.Lock()
@@ -131,11 +136,12 @@ class FakeNode:
         node = {
             "apiVersion": "v1",
             "kind": "Node",
-            "metadata": {"name": NODE, "labels": {"kubernetes.io/hostname": NODE, "kubernetes.io/os": "linux"}},
+            "metadata": {"name": NODE, "labels": NODE_LABELS},
         }
         with contextlib.suppress(ApiError):
             self.api.post("/api/v1/nodes", node)
-        capacity = {"cpu": "2", "memory": "8Gi", "pods": "110", "nvidia.com/gpu": "1"}
+        # Room for the notebook and gateway pods a real scheduler also places here; one GPU.
+        capacity = {"cpu": "16", "memory": "64Gi", "pods": "110", "nvidia.com/gpu": "1"}
         self.api.patch(
             f"/api/v1/nodes/{NODE}/status",
             {
@@ -143,9 +149,13 @@ class FakeNode:
                     "capacity": capacity,
                     "allocatable": capacity,
                     "addresses": [{"type": "InternalIP", "address": POD_IP}],
+                    "conditions": [{"type": "Ready", "status": "True", "reason": "FakeNodeReady"}],
                 }
             },
         )
+        # The API server's TaintNodesByCondition admission taints a new Node not-ready; the node
+        # lifecycle controller (not run here) lifts it once the node reports Ready.
+        self.api.patch(f"/api/v1/nodes/{NODE}", {"spec": {"taints": None}})
         for target in (self._watch_loop, self._reap_loop):
             thread = threading.Thread(target=target, name=f"fake-node-{target.__name__}", daemon=True)
             thread.start()
@@ -224,6 +234,8 @@ class FakeNode:
             return
         if rec is not None:
             return
+        if not self.schedules and pod["spec"].get("nodeName") != NODE:
+            return  # not (yet) bound here by the scheduler
         rec = PodRecord(meta["namespace"], meta["name"], uid, pod["spec"], seen=time.time())
         with self._lock:
             self.pods[uid] = rec

@@ -26,15 +26,17 @@ import json
 import os
 import shutil
 import signal
+import ssl
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
 import localrun as lr
 import pytest
 import rendered
-from controlplane import BUILD_SCRIPT, ControlPlane, wait_for
+from controlplane import BUILD_SCRIPT, ControlPlane, free_port, wait_for
 from fake_node import FakeNode, kernel_images
 from kubeapi import KubeApi
 
@@ -118,6 +120,7 @@ class KernelStack:
         self.cp: ControlPlane | None = None
         self.api: KubeApi | None = None
         self.node: FakeNode | None = None
+        self.scheduler: Path | None = None
         self.local = lr.LocalStack(self.workdir / "processes")
         self.eg: lr.LocalProcess | None = None
         self.jupyter: lr.LocalProcess | None = None
@@ -142,16 +145,40 @@ class KernelStack:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        self.cp = ControlPlane(self.workdir / "cluster", extra_controllers=["resourcequota-controller"])
+        # The PV binder binds each workspace claim to the volume the harness provides (_provide_volumes).
+        controllers = ["resourcequota-controller", "persistentvolume-binder-controller", "job-controller"]
+        self.cp = ControlPlane(self.workdir / "cluster", extra_controllers=controllers)
         self.cp.start()
         self.api = KubeApi(self.cp.server, self.cp.ssl_context())
+        self.scheduler = scheduler_binary(self.cp)
+        if self.scheduler:
+            self._start_scheduler()
         self.timings["control_plane_s"] = round(time.monotonic() - t0, 2)
         self._install()
         self._render_and_apply()
+        self._provide_volumes()
         namespaces = {GATEWAY_NS, NOTEBOOK_NS, *(ns for ns, _ in self.others.values())}
         self.node = FakeNode(
-            self.api, namespaces, self.workdir / "node", kernel_images(SDIST), lr.EG_VENV, self.claims
+            self.api,
+            namespaces,
+            self.workdir / "node",
+            kernel_images(SDIST),
+            lr.EG_VENV,
+            self.claims,
+            schedules=self.scheduler is None,
         ).start()
+        if self.scheduler:
+            # A ReadWriteOnce workspace puts kernels beside their notebook's pod (pod affinity):
+            # the user's notebook pod is on a node before a kernel can start, as in a cluster.
+            wait_for(
+                lambda: [
+                    p
+                    for p in self.api.pods(NOTEBOOK_NS, f"kubeflow.tkestack.io/jupyternotebook={NOTEBOOK}")
+                    if p["spec"].get("nodeName")
+                ],
+                timeout=60,
+                what="the notebook's pod bound to the node (kube-scheduler)",
+            )
         self.start_gateway()
         self.jupyter = self._start_notebook(NOTEBOOK, NOTEBOOK_NS, self.notebook_children)
         for name, (namespace, _) in self.others.items():
@@ -171,6 +198,36 @@ class KernelStack:
             self.cp.stop()
 
     # ------------------------------------------------------------------ cluster
+    def _start_scheduler(self) -> None:
+        """The real kube-scheduler (placement, resources, priority, preemption) for the fake node."""
+        port = free_port()
+        kubeconfig = str(self.cp.kubeconfig)
+        proc = self.cp._spawn(
+            "kube-scheduler",
+            [
+                self.scheduler,
+                f"--kubeconfig={kubeconfig}",
+                f"--authentication-kubeconfig={kubeconfig}",
+                f"--authorization-kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={port}",
+                f"--cert-dir={self.cp.workdir / 'scheduler-certs'}",
+                "--leader-elect=false",
+            ],
+        )
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # its self-signed serving cert
+
+        def healthy() -> bool:
+            proc.check_alive()
+            try:
+                with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=insecure, timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_for(healthy, timeout=60, what="kube-scheduler's /healthz")
+
     def _install(self) -> None:
         cp = self.cp
         cp.kubectl("apply", "-f", str(REPO / "manifests/crds"), "-f", str(REPO / "manifests/rbac"))
@@ -238,6 +295,34 @@ class KernelStack:
                 self.notebook_children = result["children"]
             else:
                 self.other_children[name] = result["children"]
+
+    def _provide_volumes(self) -> None:
+        """A PersistentVolume for each claim the notebook renders, as a cluster's provisioner would
+        make: its local directory is what the node mounts (self.claims); the real PV binder binds
+        them, so the scheduler finds the kernel's workspace claim bound."""
+        for claim in (c for c in self.notebook_children if c["kind"] == "PersistentVolumeClaim"):
+            meta, spec = claim["metadata"], claim["spec"]
+            local = self.workdir / "pvc" / meta["namespace"] / meta["name"]
+            self.claims.setdefault((meta["namespace"], meta["name"]), local)
+            volume = {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"{meta['namespace']}-{meta['name']}"},
+                "spec": {
+                    "capacity": {"storage": spec["resources"]["requests"]["storage"]},
+                    "accessModes": spec["accessModes"],
+                    "storageClassName": spec.get("storageClassName") or "",
+                    "claimRef": {"namespace": meta["namespace"], "name": meta["name"]},
+                    "hostPath": {"path": str(local)},
+                },
+            }
+            self.cp.apply(volume)
+            path = f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/{meta['name']}"
+            wait_for(
+                lambda path=path: self.api.get(path).get("status", {}).get("phase") == "Bound",
+                timeout=60,
+                what=f"claim {meta['name']} bound (persistentvolume-binder-controller)",
+            )
 
     def apply_children(self, children: list[dict]) -> str:
         items = json.dumps({"apiVersion": "v1", "kind": "List", "items": children})
@@ -473,6 +558,15 @@ class KernelStack:
 
     def eg_post(self, body: dict) -> tuple[int, Any]:
         return self.eg.api("POST", "/api/kernels", body, timeout=120)
+
+
+def scheduler_binary(cp: ControlPlane) -> Path | None:
+    """kube-scheduler from the e2e binaries (tests/e2e/build.sh), or KUBE_SCHEDULER_BIN; None
+    when neither exists: then the fake node binds every kernel pod itself."""
+    for path in (os.environ.get("KUBE_SCHEDULER_BIN"), cp.bin_dir / "kube-scheduler"):
+        if path and os.access(path, os.X_OK):
+            return Path(path)
+    return None
 
 
 def start_stack(name: str, gateway_spec: dict, notebook_spec: dict, others=None) -> KernelStack:

@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -20,6 +21,7 @@ import localrun as lr
 import pytest
 import stack as ks
 from controlplane import wait_for
+from kubeapi import ApiError
 
 pytestmark = pytest.mark.kernels
 
@@ -35,6 +37,10 @@ GPU_PROFILE = {
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     "priorityClassName": ks.PREEMPTIBLE,
 }
+MISSING_IMAGE = "elyra/kernel-missing:0.0"  # no image the node has
+# A start that fails says why well before kernelLaunchTimeout (60 s here).
+FAIL_FAST_S = 15
+METRICS_PORT = 9102  # the gateway container's "metrics" port (hooks.gateway.METRICS_PORT)
 GATEWAY_SPEC = {
     "cullIdleTimeout": CULL_IDLE,
     "cullInterval": CULL_INTERVAL,
@@ -44,6 +50,8 @@ GATEWAY_SPEC = {
         {"name": "python_kubernetes", "displayName": "Python", "image": ks.KERNEL_IMAGE,
          "resources": KERNEL_DEFAULTS, "maxResources": {"cpu": "1", "memory": "1Gi"}},
         GPU_PROFILE,
+        {"name": "python_no_image", "displayName": "Python (image not on any registry)",
+         "image": MISSING_IMAGE, "resources": KERNEL_DEFAULTS},
     ],
 }  # fmt: skip
 NOTEBOOK_SPEC = {"gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS}, "workspace": {"size": "1Gi"}}
@@ -225,11 +233,119 @@ def test_only_the_gateways_own_kernelspecs_start(stack, figures):
 
 def test_a_kernel_over_its_profile_maximum_is_refused_with_a_message(stack, figures):
     username = "greedy"
+    before = counters(stack)
+    t0 = time.monotonic()
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_CPUS": "3"})
     figures["over_profile_maximum.client_gets"] = f"{status} {message(body)}"
-    assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body)
-    assert "Error occurred during launch" in message(body)
+    figures["over_profile_maximum.seconds"] = round(time.monotonic() - t0, 2)
+    assert status == 403 and pod is None and no_pod_named(stack, username), (status, body)
+    assert message(body) == (
+        "refused by the kernel profile python_kubernetes: "
+        "KERNEL_CPUS=3 is more than this kernel profile allows (cpu at most 1)"
+    )
+    assert time.monotonic() - t0 < FAIL_FAST_S
+    failed = ("elastic_jupyter_kernel_start_failures_total", "python_kubernetes", "profile")
+    assert increase(before, counters(stack)) == {failed: 1}
+    # The launcher's stderr still reaches the gateway's log.
     stack.eg.wait_for_log(r"KERNEL_CPUS=3 is more than this kernel profile allows \(cpu at most 1\)")
+
+
+def test_a_kernel_whose_image_cannot_be_pulled_fails_at_once_naming_the_image(stack, figures):
+    username = "no-image"
+    before = counters(stack)
+    t0 = time.monotonic()
+    status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username}, "python_no_image")
+    seconds = time.monotonic() - t0
+    figures["image_not_pulled.client_gets"] = f"{status} {message(body)}"
+    figures["image_not_pulled.seconds"] = round(seconds, 2)
+    assert status == 500 and pod is None, (status, body)
+    expected = f"cannot pull the kernel image {MISSING_IMAGE} (ErrImagePull: "
+    assert message(body).startswith(expected), message(body)
+    assert seconds < FAIL_FAST_S, f"{seconds:.1f} s: the start waited for the launch timeout"
+    assert increase(before, counters(stack)) == {
+        ("elastic_jupyter_kernel_start_failures_total", "python_no_image", "image"): 1
+    }
+    # The pod that could not run is deleted (it would hold its quota).
+    wait_for(lambda: no_pod_named(stack, username), timeout=30, what="the deletion of the pod that cannot run")
+
+
+def test_the_user_reads_why_in_jupyterlab(stack, figures):
+    """Through the notebook's Jupyter Server (its gateway client) and in JupyterLab's dialog, in
+    Chromium, as a user who picks the profile whose image cannot be pulled."""
+    from jupyterlab import JupyterLab
+
+    expected = f"cannot pull the kernel image {MISSING_IMAGE}"
+    body = {"path": "no-image.ipynb", "type": "notebook", "name": "", "kernel": {"name": "python_no_image"}}
+    t0 = time.monotonic()
+    status, answer = stack.jupyter.api("POST", "/api/sessions", body, timeout=120)
+    figures["notebook_api.image_not_pulled"] = f"{status} {message(answer)} ({time.monotonic() - t0:.1f} s)"
+    assert status == 500 and expected in message(answer), (status, answer)
+    shot = ks.OUTPUT / "jupyterlab-kernel-start-failed.png"
+    with JupyterLab(stack.jupyter.url, stack.jupyter.token, failure_shot=shot) as lab:
+        t0 = time.monotonic()
+        text = lab.kernel_start_error("Python (image not on any registry)")
+        seconds = time.monotonic() - t0
+        lab.screenshot(shot)
+    figures["jupyterlab.dialog"] = " ".join(text.split())
+    figures["jupyterlab.dialog_seconds"] = round(seconds, 2)
+    assert expected in " ".join(text.split()), text
+    assert seconds < FAIL_FAST_S
+
+
+def test_a_kernel_whose_pod_ends_on_its_own_is_logged_counted_and_its_model_says_why(stack, figures):
+    """Item 2 in part: the process proxy reads why the pod ended (here the kernel process exits
+    3; the fake node reports the pod Failed with the container's exit code, as a kubelet would)."""
+    before = counters(stack)
+    status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": "dies"}})
+    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    ws = lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
+    try:
+        first = stack.kernel_pod(kernel["id"])["metadata"]["uid"]
+        ws.start("import os; os._exit(3)")
+        model = wait_for(
+            lambda: stack.eg.api("GET", f"/api/kernels/{kernel['id']}")[1].get("last_end"),
+            timeout=60,
+            what="the kernel's model to say why its pod ended",
+        )
+    finally:
+        ws.close()
+    figures["pod_ended.kernel_model_last_end"] = model
+    # The container's exit code is its entrypoint's (the image's bootstrap-kernel.sh), not the kernel's.
+    assert model["reason"] == "exited" and re.fullmatch(
+        r"the kernel process ended \(exited, exit code \d+\)", model["message"]
+    )
+    assert (
+        increase(before, counters(stack)).get(("elastic_jupyter_kernel_ends_total", "python_kubernetes", "exited")) == 1
+    )
+    stack.eg.wait_for_log(r"ended: the kernel process ended \(exited, exit code \d+\) \[exited\]")
+    # EG restarts a dead kernel (autorestart): a new pod.
+    wait_for(
+        lambda: (stack.kernel_pod(kernel["id"]) or {}).get("metadata", {}).get("uid") not in (None, first),
+        timeout=60,
+        what="EG's restart of the kernel in a new pod",
+    )
+    stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
+    wait_for(lambda: stack.kernel_pod(kernel["id"]) is None, timeout=30, what="the kernel pod's deletion")
+
+
+def counters(stack: ks.KernelStack) -> dict[tuple, float]:
+    """The gateway's kernel counters (hooks/kernel_metrics.py), scraped from its metrics port:
+    {(name, profile, reason): value}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    port = stack.eg.ports[METRICS_PORT]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name.startswith("elastic_jupyter_kernel_") and sample.name.endswith("_total"):
+                out[(sample.name, sample.labels.get("profile"), sample.labels.get("reason"))] = sample.value
+    return out
+
+
+def increase(before: dict, after: dict) -> dict:
+    return {key: after[key] - before.get(key, 0) for key in after if after[key] != before.get(key, 0)}
 
 
 # Other spellings of the variables the template reads: the stock launcher lower-cases every
@@ -276,6 +392,7 @@ def message(body) -> str:
 def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_holds(stack, figures):
     """Issue 11 item 7, and a kernel over the namespace's ResourceQuota (one GPU) is refused."""
     env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-user", "KERNEL_GPUS": "1"}
+    before = counters(stack)
     status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
     assert status == 201, f"{status} {kernel}{failure(stack)}"
     # Connected, so that it is not culled (freeing its GPU) before the second one asks.
@@ -293,8 +410,13 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
         # The namespace's quota holds one GPU: a second GPU kernel is refused.
         status, body, second = started_pod(stack, {**env, "KERNEL_USERNAME": "gpu-two"}, GPU_PROFILE["name"])
         figures["over_quota.client_gets"] = f"{status} {message(body)}"
-        assert status >= 400 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
+        assert status == 403 and second is None and no_pod_named(stack, "gpu-two"), (status, body)
+        assert message(body) == ("over the namespace quota team: requests.nvidia.com/gpu (asked 1, 1 used of 1)")
         stack.eg.wait_for_log(r"exceeded quota: team, requested: requests.nvidia.com/gpu=1")
+        assert increase(before, counters(stack)) == {
+            ("elastic_jupyter_kernel_starts_total", "python_gpu", None): 1,
+            ("elastic_jupyter_kernel_start_failures_total", "python_gpu", "quota"): 1,
+        }
     finally:
         ws.close()
         stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
@@ -308,6 +430,133 @@ def test_a_gpu_kernel_gets_its_gpu_and_the_profiles_placement_and_the_quota_hold
             assert "nvidia.com/gpu" not in (container.get("resources") or {}).get(part, {}), container
 
 
+def gpu_kernel(stack: ks.KernelStack, env: dict) -> tuple[dict, lr.KernelWS]:
+    """A connected GPU kernel in the notebook's namespace, once its GPU quota is free again."""
+    quota = f"/api/v1/namespaces/{ks.NOTEBOOK_NS}/resourcequotas/team"
+    wait_for(
+        lambda: stack.api.get(quota)["status"]["used"].get("requests.nvidia.com/gpu") == "0",
+        timeout=30,
+        what="the namespace's GPU quota free again (resourcequota controller)",
+    )
+    status, kernel = stack.eg_post({"name": GPU_PROFILE["name"], "env": env})
+    assert status == 201, f"{status} {kernel}{failure(stack)}"
+    return kernel, lr.KernelWS(stack.eg.url, kernel["id"], stack.eg.token)
+
+
+def training_job(name: str, priority_class: str) -> dict:
+    """A training Job wanting the node's GPU, at a higher priority than kernels; restricted."""
+    container = {
+        "name": "train",
+        "image": "example/training:1",  # never run: the fake node runs kernel pods only
+        "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}},
+        "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
+    }
+    pod = {
+        "metadata": {"labels": {"job": name}},
+        "spec": {
+            "restartPolicy": "Never",
+            "priorityClassName": priority_class,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [container],
+        },
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": ks.GATEWAY_NS},
+        "spec": {"backoffLimit": 0, "template": pod},
+    }
+
+
+def test_a_training_job_preempts_a_gpu_kernel_and_the_user_is_told(stack, figures):
+    """Issue 17 item 3 on the real kube-scheduler: a kernel (PriorityClass value -10) holds the
+    node's only GPU; a training Job (value 1000) arrives; the scheduler preempts the kernel pod,
+    places the Job's pod, and the gateway says why the kernel ended."""
+    if stack.scheduler is None:
+        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
+    stack.cp.apply(
+        {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "training"}, "value": 1000}
+    )
+    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-preempted", "KERNEL_GPUS": "1"}
+    kernel, ws = gpu_kernel(stack, env)
+    pod = stack.kernel_pod(kernel["id"])
+    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    jobs = f"/apis/batch/v1/namespaces/{ks.GATEWAY_NS}/jobs"
+    try:
+        before = counters(stack)
+        t0 = time.time()
+        stack.api.post(jobs, training_job("train", "training"))
+        wait_for(lambda: record.deleted, timeout=60, what="the kernel pod's preemption")
+        gone = record.deleted - t0
+
+        def job_pod_bound():
+            pods = stack.api.pods(ks.GATEWAY_NS, "job=train")
+            return pods and pods[0]["spec"].get("nodeName") == "fake-node" and time.time()
+
+        scheduled = wait_for(job_pod_bound, timeout=60, what="the Job's pod on the node") - t0
+        last_end = wait_for(
+            lambda: stack.eg.api("GET", f"/api/kernels/{kernel['id']}")[1].get("last_end"),
+            timeout=60,
+            what="the kernel's model to say why its pod ended",
+        )
+        figures["preemption"] = {
+            "job_created_to_kernel_pod_deleted_s": round(gone, 2),
+            "job_created_to_job_pod_scheduled_s": round(scheduled, 2),
+            "kernel_model_last_end": last_end,
+        }
+        assert last_end["reason"] == "preempted", last_end
+        assert last_end["message"].startswith("preempted by the scheduler for higher-priority work"), last_end
+        ended = ("elastic_jupyter_kernel_ends_total", "python_gpu", "preempted")
+        assert increase(before, counters(stack)).get(ended) == 1
+    finally:
+        ws.close()
+        stack.api.request("DELETE", f"{jobs}/train", {"propagationPolicy": "Background"})
+        for job_pod in stack.api.pods(ks.GATEWAY_NS, "job=train"):  # never run: finalized as a kubelet would
+            with contextlib.suppress(ApiError):
+                stack.api.delete(f"/api/v1/namespaces/{ks.GATEWAY_NS}/pods/{job_pod['metadata']['name']}", 0)
+        wait_for(lambda: not stack.api.pods(ks.GATEWAY_NS, "job=train"), timeout=60, what="the Job's pod gone")
+        # EG restarts the preempted kernel, which fails at once (the GPU is the Job's); EG 3.3 may
+        # then keep the kernel "restarting": a shutdown waits up to 60 s for that restart (seen here).
+        t0 = time.monotonic()
+        with contextlib.suppress(TimeoutError, OSError):
+            stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}", timeout=90)
+        wait_for(
+            lambda: stack.eg.api("GET", f"/api/kernels/{kernel['id']}")[0] == 404,
+            timeout=90,
+            what="EG to forget the preempted kernel",
+        )
+        figures["preemption.shutdown_after_failed_restart_s"] = round(time.monotonic() - t0, 2)
+
+
+def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figures):
+    """The real kube-scheduler: one kernel holds the node's only GPU; a second GPU kernel (in the
+    gateway's namespace, which has no quota) is unschedulable, and the user reads why."""
+    if stack.scheduler is None:
+        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
+    env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-holder", "KERNEL_GPUS": "1"}
+    kernel, ws = gpu_kernel(stack, env)
+    try:
+        assert stack.kernel_pod(kernel["id"])["spec"]["nodeName"] == "fake-node"
+        before = counters(stack)
+        second = {**env, "KERNEL_USERNAME": "gpu-waiter", "KERNEL_NAMESPACE": ks.GATEWAY_NS}
+        t0 = time.monotonic()
+        status, body, pod = started_pod(stack, second, GPU_PROFILE["name"])
+        seconds = time.monotonic() - t0
+        figures["unschedulable.client_gets"] = f"{status} {message(body)}"
+        figures["unschedulable.seconds"] = round(seconds, 2)
+        assert status == 503 and pod is None, (status, body)
+        assert message(body).startswith(
+            "no node has a free nvidia.com/gpu (0/1 nodes are available: 1 Insufficient nvidia.com/gpu"
+        ), message(body)
+        assert seconds < FAIL_FAST_S, f"{seconds:.1f} s: the start waited for the launch timeout"
+        failed = ("elastic_jupyter_kernel_start_failures_total", "python_gpu", "unschedulable")
+        assert increase(before, counters(stack)) == {failed: 1}
+        wait_for(lambda: no_pod_named(stack, "gpu-waiter"), timeout=30, what="the unschedulable pod's deletion")
+    finally:
+        ws.close()
+        stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
+
+
 # --- where the gateway restarts ----------------------------------------------------------------
 
 
@@ -315,6 +564,7 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     """Last with the notebook's kernel: close its websocket, let it idle, EG culls it."""
     kernel_id = notebook_kernel["id"]
     pod = stack.kernel_pod(kernel_id)
+    before = counters(stack)
     # Its last activity is this cell; an open tab keeps a kernel (cullConnected is false).
     assert notebook_kernel["ws"].execute("1+1", timeout=30)["result"] == "2"
     notebook_kernel["ws"].close()
@@ -324,6 +574,8 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     wait_for(lambda: record.deleted, timeout=CULL_IDLE + CULL_INTERVAL + 30, what="the kernel pod's deletion")
     idle = record.deleted - datetime.fromisoformat(last_activity.replace("Z", "+00:00")).timestamp()
     figures["last_activity_to_pod_deleted_s"] = round(idle, 2)
+    culled = ("elastic_jupyter_kernel_ends_total", "python_kubernetes", "culled")
+    wait_for(lambda: increase(before, counters(stack)) == {culled: 1}, timeout=15, what="the culled kernel counted")
     assert CULL_IDLE - 0.5 <= idle <= CULL_IDLE + CULL_INTERVAL + 20
     wait_for(lambda: record.stopped, timeout=15, what="the kernel process to stop")
     # EG forgets the kernel once its shutdown ends; Jupyter Server when it lists the gateway's kernels.

@@ -470,3 +470,14 @@ def test_the_front_door_code_rolls_the_gateway_the_allowed_namespaces_file_alone
     volumes = {v["name"]: v for v in template["spec"]["volumes"]}
     assert volumes["access"] == {"name": "access", "configMap": {"name": "gw-gateway-access"}}
     assert not [a for a in template["metadata"]["annotations"] if "access" in a]
+
+
+def test_the_gateway_runs_our_kernel_manager_and_serves_kernel_metrics_on_its_metrics_port():
+    """Kernel starts, refusals and ends by reason (hooks/kernel_metrics.py, on EG's PYTHONPATH)."""
+    result = sync(gateway())
+    assert config_of(result)["EnterpriseGatewayApp"]["kernel_manager_class"] == "kernel_metrics.MeteredKernelManager"
+    container = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert env["EG_METRICS_PORT"] == str(ports["metrics"]) == "9102"
+    assert env["PYTHONPATH"] == "/etc/jupyter-gateway/python"

@@ -345,7 +345,8 @@ def test_kernel_json_runs_the_guard_then_the_stock_launcher_with_the_kubernetes_
         == json.loads((eg_launcher.sdist() / "etc/kernelspecs/python_kubernetes/kernel.json").read_text())["argv"][2:]
     ), "the launcher gets the stock kernelspec's arguments"
     stock = json.loads((eg_launcher.sdist() / "etc/kernelspecs/python_kubernetes/kernel.json").read_text())
-    assert spec["metadata"]["process_proxy"]["class_name"] == stock["metadata"]["process_proxy"]["class_name"]
+    assert stock["metadata"]["process_proxy"]["class_name"] == kernelspecs.STOCK_PROCESS_PROXY
+    assert spec["metadata"]["process_proxy"]["class_name"] == "kernel_proxy.ReasonedKubernetesProcessProxy"
     assert spec["metadata"]["process_proxy"]["config"] == {"image_name": "elyra/kernel-py:3.3.0"}
     assert json.loads(DATA["python_gpu.kernel.json"])["display_name"] == "Python with a GPU"
 

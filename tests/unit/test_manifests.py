@@ -81,6 +81,7 @@ def test_the_kernel_cluster_role_is_least_privilege():
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "create", "delete"]},
         # The virtual permission the kernel pod policy asks the authorizer for (no such resource).
         {"apiGroups": ["kubeflow.tkestack.io"], "resources": ["kernelpods"], "verbs": ["launch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
     ]
     assert role["metadata"]["labels"]["kubeflow.tkestack.io/gateway-kernel-role"] == "true"
     bindings = [o for o in objects() if o["kind"] in ("ClusterRoleBinding", "RoleBinding")]
