@@ -8,7 +8,7 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: run test unit integration kernels e2e e2e-bins e2e-metacontroller bench bench-abuse bench-scale up down \
-	metacontroller-given lint crds render clean system-deps runtimes
+	metacontroller-given lint crds render clean system-deps runtimes images image-deps
 
 # Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
@@ -31,6 +31,16 @@ $(VENV)/.installed: $(VENV)/.runtime
 ## system-deps: Debian packages the tests and the benchmark drive (wrk)
 system-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+## image-deps: Debian packages `make images` uses (a static C toolchain, debootstrap, buildah)
+image-deps:
+	@command -v gcc >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libc.a ] && command -v debootstrap >/dev/null \
+	  && command -v buildah >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq gcc libc6-dev debootstrap buildah; }
+
+## images: the images a local node runs, as OCI archives in .cache/images/ (built when their inputs change)
+images: image-deps
+	nice $(PYTHON) images/build.py $(IMAGES)
 
 ## runtimes: Enterprise Gateway 3.3 and Jupyter Server 2.21 venvs, Debian's chromium (integration tests)
 runtimes:
