@@ -109,7 +109,7 @@ bench-abuse: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint --failure-threshold warning Dockerfile
+	$(BIN)/hadolint --failure-threshold warning Dockerfile images/*/Dockerfile
 
 ## crds: regenerate manifests/crds/ from hooks/models.py
 crds: $(VENV)/.installed
