@@ -8,7 +8,7 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: run test unit integration kernels e2e e2e-bins e2e-metacontroller bench bench-abuse bench-scale up down \
-	metacontroller-given lint crds render clean system-deps runtimes images image-deps
+	metacontroller-given lint crds render clean system-deps runtimes images image-deps images-test
 
 # Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
@@ -42,6 +42,10 @@ image-deps:
 images: image-deps
 	nice $(PYTHON) images/build.py $(IMAGES)
 
+## images-test: the local images, unpacked and run under chroot (tests/images; builds what is missing)
+images-test: images $(VENV)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/images $(PYTEST_ARGS)
+
 ## runtimes: Enterprise Gateway 3.3 and Jupyter Server 2.21 venvs, Debian's chromium (integration tests)
 runtimes:
 	bash tests/integration/provision.sh
@@ -59,7 +63,7 @@ e2e-bins:
 	bash tests/e2e/build.sh
 
 ## test: lint, then every test suite
-test: lint system-deps runtimes $(VENV)/.installed .cache/bin/psacheck e2e-bins
+test: lint system-deps runtimes image-deps $(VENV)/.installed .cache/bin/psacheck e2e-bins
 	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## integration: the rendered gateway and notebook as real local processes, and a real browser

@@ -34,6 +34,8 @@ OUT = ROOT / ".cache" / "images"
 WORK = OUT / "build"
 START = time.monotonic()
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+# Part of every input hash: raise it when what this script writes into an archive changes.
+ARCHIVE_FORMAT = 2
 
 
 def progress(msg: str) -> None:
@@ -88,7 +90,7 @@ class Image:
 
 
 def input_hash(image: Image, done: dict[str, str]) -> str:
-    h = hashlib.sha256(json.dumps([image.ref, image.extra], sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps([ARCHIVE_FORMAT, image.ref, image.extra], sort_keys=True).encode())
     for rel in sorted(image.inputs):
         for path in sorted((ROOT / rel).rglob("*")) if (ROOT / rel).is_dir() else [ROOT / rel]:
             if path.is_file() and "__pycache__" not in path.parts:
@@ -178,15 +180,23 @@ def build_with_buildah(image: Image) -> None:
 
 
 def name_archive(path: Path, ref: str) -> None:
-    """Put containerd's name annotation (the full reference) on the archive's manifest."""
+    """Put containerd's name annotation (the full reference) and the platform (from the image's
+    config) on the manifest descriptor of the archive buildah wrote."""
     with tarfile.open(path) as tar:
         members = [(m, tar.extractfile(m).read() if m.isfile() else None) for m in tar.getmembers()]
+    files = {m.name.removeprefix("./"): data for m, data in members}
+
+    def blob(digest: str) -> dict:
+        return json.loads(files["blobs/sha256/" + digest.removeprefix("sha256:")])
+
     with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
         for member, data in members:
-            if member.name == "index.json":
+            if member.name.removeprefix("./") == "index.json":
                 index = json.loads(data)
-                for manifest in index["manifests"]:
-                    manifest.setdefault("annotations", {}).update(ocipack.ref_annotations(ref))
+                for descriptor in index["manifests"]:
+                    config = blob(blob(descriptor["digest"])["config"]["digest"])
+                    descriptor["platform"] = {"architecture": config["architecture"], "os": config["os"]}
+                    descriptor.setdefault("annotations", {}).update(ocipack.ref_annotations(ref))
                 data = json.dumps(index, sort_keys=True).encode()
                 member.size = len(data)
             tar.addfile(member, io.BytesIO(data) if data is not None else None)
@@ -195,7 +205,8 @@ def name_archive(path: Path, ref: str) -> None:
 def dockerfile(name: str, ref: str, inputs: list[str], after: list[str], path: str, **extra) -> Image:
     """An image buildah builds from a Dockerfile (``extra``: its ``target``; ``export=False``)."""
     export = extra.pop("export", True)
-    return Image(name, ref, [path, *inputs], build_with_buildah, after, export, {"dockerfile": path, **extra})
+    files = sorted({path, *inputs})
+    return Image(name, ref, files, build_with_buildah, after, export, {"dockerfile": path, **extra})
 
 
 FOUNDATION = "quay.io/jupyter/docker-stacks-foundation:2025-03-14"

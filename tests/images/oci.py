@@ -3,8 +3,8 @@
 ``Archive`` checks every blob against its digest and reads the index, manifest and config as a
 runtime does. ``unpack`` applies the layers in order with their whiteouts. ``start`` runs a
 command of an unpacked image the way a container runtime would, as far as these tests need:
-private mount, PID and network namespaces (loopback only), /proc and /dev, chroot, the image's
-user, working directory and environment.
+private mount, PID and network namespaces (no route out), /proc and /dev, chroot, the image's
+user, working directory and environment, and bind mounts for a pod's volumes.
 """
 
 from __future__ import annotations
@@ -108,13 +108,17 @@ def start(
     each host directory of ``mounts`` bind-mounted at its path (a pod's volumes).
 
     New mount and PID namespaces (``argv``'s first process is PID 1 there; killing the returned
-    process kills them all) and a new network namespace with loopback up, unless ``join_net_of``
-    names a process whose network namespace to share. Output goes to ``log`` (or a pipe)."""
+    process kills them all) and a new network namespace (loopback, and 10.0.0.2 on a veth pair
+    of its own), unless ``join_net_of`` names a process whose network namespace to share.
+    Output goes to ``log`` (or a pipe)."""
     uid, _, gid = user.partition(":")
     gid = gid or uid
     q = shlex.quote
     setup = ["set -e", "mount --make-rprivate /", f"mount -t proc proc {q(f'{rootfs}/proc')}"]
-    setup += [f"mount --rbind /dev {q(f'{rootfs}/dev')}", "ip link set lo up"]
+    setup += [f"mount --rbind /dev {q(f'{rootfs}/dev')}"]
+    if join_net_of is None:  # loopback, and an address besides it, as a pod has (EG needs one)
+        setup += ["ip link set lo up", "ip link add eth0 type veth peer name eth1"]
+        setup += ["ip addr add 10.0.0.2/24 dev eth0", "ip link set eth1 up", "ip link set eth0 up"]
     for target, source in (mounts or {}).items():
         setup.append(f"mkdir -p {q(f'{rootfs}{target}')} && mount --bind {q(str(source))} {q(f'{rootfs}{target}')}")
     chroot = ["chroot", f"--userspec={uid}:{gid}", f"--groups={gid}", str(rootfs)]

@@ -286,7 +286,12 @@ async def main(kernel_id):
     manager = ResponseManager.instance()
     manager.register_event(kernel_id)
     print(json.dumps({"address": manager.response_address, "key": manager.public_key}), flush=True)
-    info = await manager.get_connection_info(kernel_id)
+    while True:  # EG polls the same way: each wait is a fraction of a second
+        try:
+            info = await manager.get_connection_info(kernel_id)
+            break
+        except asyncio.TimeoutError:
+            pass
     info["ip"] = "127.0.0.1"
     client = BlockingKernelClient()
     client.load_connection_info(info)
