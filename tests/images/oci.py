@@ -15,12 +15,14 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 OPAQUE = ".wh..wh..opq"
+POD_IP, HOSTNAME = "10.0.0.2", "pod"
 
 
 @dataclass
@@ -107,8 +109,8 @@ def start(
     """``argv`` in ``rootfs`` as ``user`` ("uid:gid"), in ``workdir``, with exactly ``env``, and
     each host directory of ``mounts`` bind-mounted at its path (a pod's volumes).
 
-    New mount and PID namespaces (``argv``'s first process is PID 1 there; killing the returned
-    process kills them all) and a new network namespace (loopback, and 10.0.0.2 on a veth pair
+    New mount and PID namespaces (``argv``'s first process is PID 1 there; ``stop`` kills them
+    all) and a new network namespace (loopback, and 10.0.0.2 on a veth pair
     of its own), unless ``join_net_of`` names a process whose network namespace to share.
     Output goes to ``log`` (or a pipe)."""
     uid, _, gid = user.partition(":")
@@ -118,19 +120,39 @@ def start(
     setup += [f"mount --rbind /dev {q(f'{rootfs}/dev')}"]
     if join_net_of is None:  # loopback, and an address besides it, as a pod has (EG needs one)
         setup += ["ip link set lo up", "ip link add eth0 type veth peer name eth1"]
-        setup += ["ip addr add 10.0.0.2/24 dev eth0", "ip link set eth1 up", "ip link set eth0 up"]
+        setup += [f"ip addr add {POD_IP}/24 dev eth0", "ip link set eth1 up", "ip link set eth0 up"]
+    # The kubelet's /etc/hosts names the pod's address after its hostname (how jupyter_client
+    # finds a public address in an image without ip, ifconfig or netifaces).
+    hosts = rootfs.parent / f"{rootfs.name}.hosts"
+    hosts.write_text(f"127.0.0.1\tlocalhost\n{POD_IP}\t{HOSTNAME}\n")
+    target = q(f"{rootfs}/etc/hosts")
+    setup += [f"hostname {HOSTNAME}", f"touch {target}", f"mount --bind {q(str(hosts))} {target}"]
     for target, source in (mounts or {}).items():
         setup.append(f"mkdir -p {q(f'{rootfs}{target}')} && mount --bind {q(str(source))} {q(f'{rootfs}{target}')}")
     chroot = ["chroot", f"--userspec={uid}:{gid}", f"--groups={gid}", str(rootfs)]
     inner = ["env", "-i", *(f"{k}={v}" for k, v in env.items()), *chroot, "/bin/sh", "-c", 'cd "$0" && exec "$@"']
     setup.append("exec " + " ".join(q(w) for w in [*inner, workdir, *argv]))
-    cmd = ["unshare", "--mount", "--pid", "--fork", "--kill-child"]
+    cmd = ["unshare", "--mount", "--uts", "--pid", "--fork", "--kill-child"]
     if join_net_of is None:
         cmd.append("--net")
     else:
         cmd = ["nsenter", f"--net=/proc/{join_net_of}/ns/net", "--", *cmd]
     out = log.open("wb") if log else subprocess.PIPE
     return subprocess.Popen([*cmd, "--", "sh", "-c", "\n".join(setup)], stdout=out, stderr=subprocess.STDOUT)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Kill what ``start`` (or ``unshare --pid --fork``) started: SIGKILL to the PID namespace's
+    first process kills every process in it (unshare ignores SIGTERM, and a process that changed
+    its user has lost --kill-child's parent-death signal)."""
+    if proc.poll() is None:
+        for pid in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split():
+            os.kill(int(pid), signal.SIGKILL)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 def in_net_of(pid: int, argv: list[str], timeout: float = 30) -> subprocess.CompletedProcess:

@@ -52,12 +52,6 @@ def wait_for(what: str, check, deadline: float = DEADLINE, proc: subprocess.Pope
     pytest.fail(f"{what}: not within {deadline:.0f}s")
 
 
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()  # unshare --kill-child: its namespace's processes die with it
-        proc.wait(timeout=30)
-
-
 def http_get(pid: int, url: str, token: str | None = None) -> tuple[int, str]:
     """(status, body) of a GET from inside the network namespace of ``pid``; (0, error) if none."""
     client = (
@@ -165,7 +159,7 @@ def test_pause_reaps_the_orphans_of_its_pid_namespace(rootfs):
         # Once it has exited, pause must have reaped it (a zombie stays listed as its child).
         wait_for("pause reaps the orphan", lambda: not adopted.read_text().split(), 30, sandbox)
     finally:
-        stop(sandbox)
+        oci.stop(sandbox)
 
 
 # --- hook server ----------------------------------------------------------------------------
@@ -186,7 +180,7 @@ def test_hooks_image_runs_the_server_as_10001(archives, rootfs, scratch):
         )
         assert status == 200, body
     finally:
-        stop(server)
+        oci.stop(server)
 
 
 # --- Enterprise Gateway ---------------------------------------------------------------------
@@ -269,7 +263,7 @@ def test_gateway_image_runs_the_rendered_gateway_pod(archives, rootfs, scratch):
         argv = specs[profile]["spec"]["argv"]
         assert any(a.endswith("/scripts/launch_kubernetes.py") for a in argv), argv
     finally:
-        stop(gateway)
+        oci.stop(gateway)
 
 
 # --- kernel ---------------------------------------------------------------------------------
@@ -342,9 +336,9 @@ def test_kernel_image_reports_to_eg_and_computes(archives, rootfs, scratch):
         assert json.loads(line) == {"status": "ok", "results": ["2"]}
         assert client.wait(timeout=60) == 0
     finally:
-        stop(client)
+        oci.stop(client)
         if kernel is not None:
-            stop(kernel)
+            oci.stop(kernel)
 
 
 # --- notebook -------------------------------------------------------------------------------
@@ -393,4 +387,4 @@ def test_notebook_image_serves_the_rendered_notebook(archives, rootfs, scratch):
         status, body = http_get(server.pid, urllib.parse.urljoin(probe, "lab"), secret_value(children))
         assert status == 200 and "JupyterLab" in body
     finally:
-        stop(server)
+        oci.stop(server)
