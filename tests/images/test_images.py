@@ -225,7 +225,8 @@ def test_gateway_version_runs_as_jovyan(archives, rootfs, scratch):
 def test_gateway_image_runs_the_rendered_gateway_pod(archives, rootfs, scratch):
     """The hooks' gateway pod in this image: its kernelspecs init container lays out our profile
     with the image's stock launcher; Enterprise Gateway starts with the rendered command, env and
-    mounts, requires the rendered token and serves exactly that kernelspec."""
+    mounts, requires the rendered token and serves exactly that kernelspec. (The other init
+    container, sweep-kernels, needs an API server: tests/kernels runs it.)"""
     children = render_gateway(gateway_cr("gw", "team-a"))
     pod = children["Deployment"]["spec"]["template"]["spec"]
     security = pod["securityContext"]
