@@ -8,7 +8,6 @@ the same inputs give the same digests.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
 import io
@@ -112,24 +111,3 @@ def ref_annotations(name: str) -> dict[str, str]:
     """containerd's import takes `io.containerd.image.name` as the image's full reference."""
     tag = name.rsplit(":", 1)[1] if ":" in name.rsplit("/", 1)[-1] else "latest"
     return {"io.containerd.image.name": name, "org.opencontainers.image.ref.name": tag}
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--name", required=True, help="fully qualified reference, e.g. registry.k8s.io/pause:3.6")
-    p.add_argument("--file", action="append", default=[], help="IMAGE_PATH=HOST_PATH[:OCTAL_MODE]")
-    p.add_argument("--config", required=True, help="the image config's `config` object, as JSON")
-    args = p.parse_args()
-    entries = []
-    for spec in args.file:
-        image_path, host = spec.split("=", 1)
-        host, _, mode = host.partition(":")
-        entries.append(Entry(image_path, Path(host).read_bytes(), int(mode or "644", 8)))
-    history = [{"created": EPOCH, "created_by": "images/ocipack.py " + " ".join(e.path for e in entries)}]
-    digest = write_archive(args.out, [layer_tar(entries)], json.loads(args.config), args.name, history)
-    print(f"{args.out}: {args.name} {digest}")
-
-
-if __name__ == "__main__":
-    main()
