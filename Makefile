@@ -125,4 +125,6 @@ render: $(VENV)/.installed
 	  -f manifests/samples/jupyternotebook-sample.yaml
 
 clean:
+	@# buildah's storage under .cache/images may still be mounted (an interrupted build)
+	@awk '$$2 ~ "^$(CURDIR)/.cache/" {print $$2}' /proc/mounts | sort -r | xargs -r umount
 	rm -rf $(VENV) .cache test-output

@@ -282,6 +282,18 @@ def needed(names: set[str]) -> list[Image]:
     return [i for i in IMAGES if i.name in todo]
 
 
+def release_storage() -> None:
+    """Leave no working container or mount of buildah's behind: a failed build keeps its container
+    (mounted), and containers/storage keeps its overlay directory bind-mounted."""
+    storage = WORK / "storage"
+    if not storage.exists():
+        return
+    buildah("rm", "--all")
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(f"{storage}/")), reverse=True):
+        run("umount", target)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="images to build (default: all): " + ", ".join(IMAGES_BY_NAME))
@@ -294,6 +306,13 @@ def main() -> None:
     todo = needed(set(args.names or IMAGES_BY_NAME))
     if any(i.name == "rootfs" for i in todo):
         IMAGES_BY_NAME["rootfs"].extra["mirrors"] = apt_mirrors()
+    try:
+        build_all(todo, args)
+    finally:
+        release_storage()
+
+
+def build_all(todo: list[Image], args: argparse.Namespace) -> None:
     done: dict[str, str] = {}
     for image in todo:
         digest = input_hash(image, done)
