@@ -107,11 +107,10 @@ def fresh(image: Image, digest: str) -> bool:
     return image.export or image.kept != "" or bool(buildah("images", "-q", image.ref).strip())
 
 
-def apt_mirrors() -> dict[str, str]:
+def apt_mirrors(sources: Path = Path("/etc/apt")) -> dict[str, str]:
     """The Debian mirrors apt uses here, by suite ("bookworm", "bookworm-security"), read from
     apt's sources (deb822 .sources and one-line .list files)."""
     found: dict[str, str] = {}
-    sources = Path("/etc/apt")
     files = [sources / "sources.list", *sorted((sources / "sources.list.d").glob("*"))]
     for path in files:
         if not path.is_file() or path.suffix not in (".list", ".sources"):
