@@ -8,7 +8,7 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: run test unit integration kernels e2e e2e-bins e2e-metacontroller bench bench-abuse bench-scale up down \
-	metacontroller-given lint crds render clean system-deps runtimes
+	metacontroller-given lint crds render clean system-deps runtimes images image-deps images-test
 
 # Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
@@ -32,6 +32,20 @@ $(VENV)/.installed: $(VENV)/.runtime
 system-deps:
 	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
 
+## image-deps: Debian packages `make images` uses (a static C toolchain, debootstrap, buildah)
+image-deps:
+	@command -v gcc >/dev/null && [ -e /usr/lib/x86_64-linux-gnu/libc.a ] && command -v debootstrap >/dev/null \
+	  && command -v buildah >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq gcc libc6-dev debootstrap buildah; }
+
+## images: the images a local node runs, as OCI archives in .cache/images/ (built when their inputs change)
+images: image-deps
+	nice $(PYTHON) images/build.py $(IMAGES)
+
+## images-test: the local images, unpacked and run under chroot (tests/images; builds what is missing)
+images-test: images $(VENV)/.installed
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/images $(PYTEST_ARGS)
+
 ## runtimes: Enterprise Gateway 3.3 and Jupyter Server 2.21 venvs, Debian's chromium (integration tests)
 runtimes:
 	bash tests/integration/provision.sh
@@ -49,7 +63,7 @@ e2e-bins:
 	bash tests/e2e/build.sh
 
 ## test: lint, then every test suite
-test: lint system-deps runtimes $(VENV)/.installed .cache/bin/psacheck e2e-bins
+test: lint system-deps runtimes image-deps $(VENV)/.installed .cache/bin/psacheck e2e-bins
 	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## integration: the rendered gateway and notebook as real local processes, and a real browser
@@ -99,7 +113,7 @@ bench-abuse: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/hadolint --failure-threshold warning Dockerfile
+	$(BIN)/hadolint --failure-threshold warning Dockerfile images/*/Dockerfile
 
 ## crds: regenerate manifests/crds/ from hooks/models.py
 crds: $(VENV)/.installed
@@ -111,4 +125,6 @@ render: $(VENV)/.installed
 	  -f manifests/samples/jupyternotebook-sample.yaml
 
 clean:
+	@# buildah's storage under .cache/images may still be mounted (an interrupted build)
+	@awk '$$2 ~ "^$(CURDIR)/.cache/" {print $$2}' /proc/mounts | sort -r | xargs -r umount
 	rm -rf $(VENV) .cache test-output

@@ -42,12 +42,17 @@ def render_gateway(cr: dict) -> dict[str, dict]:
 
 
 def render_notebook(
-    cr: dict, gateway: dict, gateway_children: dict[str, dict], user_secrets: dict[str, dict[str, str]] | None = None
+    cr: dict,
+    gateway: dict | None,
+    gateway_children: dict[str, dict],
+    user_secrets: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, dict]:
-    """The notebook's children, reading the gateway, its token Secret and the user's Secrets
+    """The notebook's children, reading the gateway (if any), its token Secret and the user's Secrets
     (name -> {key: text}, e.g. the one spec.auth.passwordSecretRef names) as its customize hook does."""
-    meta = gateway["metadata"]
-    related = {GATEWAYS: {f"{meta['namespace']}/{meta['name']}": gateway}, "Secret.v1": {}}
+    related = {GATEWAYS: {}, "Secret.v1": {}}
+    if gateway is not None:
+        meta = gateway["metadata"]
+        related[GATEWAYS][f"{meta['namespace']}/{meta['name']}"] = gateway
     namespace = cr["metadata"]["namespace"]
     for name, data in (user_secrets or {}).items():
         encoded = {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}
@@ -55,7 +60,7 @@ def render_notebook(
             "metadata": {"name": name, "namespace": namespace},
             "data": encoded,
         }
-    if "Secret" in gateway_children:
+    if gateway is not None and "Secret" in gateway_children:
         secret = gateway_children["Secret"]
         related["Secret.v1"][f"{meta['namespace']}/{secret['metadata']['name']}"] = secret
     role = gateway["spec"].get("clusterRole", "jupyter-gateway-kernels")
@@ -77,24 +82,29 @@ def container_and_files(
     files = {}
     for mount in container.get("volumeMounts", []):
         volume = volumes[mount["name"]]
-        if "configMap" in volume:
-            source = volume["configMap"]
-            data = {k: v.encode() for k, v in children[f"ConfigMap/{source['name']}"]["data"].items()}
-        elif "secret" in volume:
-            source = volume["secret"]
-            data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}
-        elif "projected" in volume:
+        if "projected" in volume:
             if projected is None:
                 raise AssertionError(f"volume {volume['name']} is projected: pass projected=")
             files[mount["mountPath"]] = projected(volume)
-            continue
-        else:  # emptyDir, a claim: empty at start
-            files[mount["mountPath"]] = {}
-            continue
-        if source.get("items"):
-            data = {item["path"]: data[item["key"]] for item in source["items"]}
-        files[mount["mountPath"]] = data
+        else:
+            files[mount["mountPath"]] = volume_files(children, volume)
     return container, files
+
+
+def volume_files(children: dict[str, dict], volume: dict) -> dict[str, bytes]:
+    """The files the kubelet writes into a volume: a ConfigMap's or Secret's (Secret data
+    base64-decoded, `items` honoured); none for an emptyDir or a claim."""
+    if "configMap" in volume:
+        source = volume["configMap"]
+        data = {k: v.encode() for k, v in children[f"ConfigMap/{source['name']}"]["data"].items()}
+    elif "secret" in volume:
+        source = volume["secret"]
+        data = {k: base64.b64decode(v) for k, v in children["Secret"]["data"].items()}
+    else:
+        return {}
+    if source.get("items"):
+        data = {item["path"]: data[item["key"]] for item in source["items"]}
+    return data
 
 
 def secret_value(children: dict[str, dict], key: str = "token") -> str:
