@@ -58,6 +58,7 @@ NODE_NAME = "local-node"
 IMAGES_DIR = Path(os.environ.get("NODE_IMAGES_DIR") or REPO_ROOT / ".cache" / "images")
 PAUSE_IMAGE = os.environ.get("NODE_PAUSE_IMAGE", "registry.k8s.io/pause:3.6")
 GPU_RESOURCE = "nvidia.com/gpu"
+NO_REGISTRIES = ("_default", "docker.io")  # containerd's hosts dirs: any registry, and Docker Hub's own
 NODE_CONTROLLERS = (
     *DEFAULT_CONTROLLERS,
     "endpointslice-controller",  # Services route to pods
@@ -65,6 +66,7 @@ NODE_CONTROLLERS = (
     "pod-garbage-collector-controller",
     "node-lifecycle-controller",  # lifts the not-ready taint the kubelet registers with
 )
+POD_MAKERS = ("metacontroller", "kube-controller-manager")  # stopped before the pods are deleted
 CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
@@ -206,9 +208,11 @@ class NodeCluster(ControlPlane):
         extra_controllers: Sequence[str] = (),
         apiserver_args: Sequence[str] = (),
         images: Iterable[Path] = (),
+        cached: Sequence[str] | None = None,
         gpus: int = 0,
     ) -> None:
-        """images: OCI archives to import besides IMAGES_DIR/*.tar; gpus: the node's nvidia.com/gpu count."""
+        """images: OCI archives to import besides IMAGES_DIR's; cached: which of IMAGES_DIR/<name>.tar
+        (None: all); gpus: the node's nvidia.com/gpu count."""
         super().__init__(
             workdir,
             bin_dir,
@@ -222,6 +226,7 @@ class NodeCluster(ControlPlane):
         self.socket = self.node_dir / "containerd.sock"
         self.kubelet_root = self.node_dir / "kubelet"
         self.extra_images = [Path(p) for p in images]
+        self.cached = cached
         self.gpus = gpus
         self.node_name = NODE_NAME
         self.timings: dict[str, float] = {}
@@ -257,6 +262,9 @@ class NodeCluster(ControlPlane):
         errors = []
         kubelet = self._process("kubelet")
         if kubelet and kubelet.alive():
+            for name in POD_MAKERS:  # or a deleted pod comes back at once
+                if proc := self._process(name):
+                    proc.stop()
             try:
                 self.delete_all_pods()
             except Exception as exc:
@@ -473,6 +481,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
       runtime_type = "io.containerd.runc.v2"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
+  # no registry: every pull goes to a closed local port, so a missing image fails at once, offline
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = "{self._registry_hosts()}"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "{CNI_BIN_DIR}"
     conf_dir = "{cni_conf}"
@@ -481,6 +492,16 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         )
         proc = self._spawn("containerd", ["containerd", f"--config={config}"])
         self._wait_ready(proc, lambda: self.ctr("version", check=False).returncode == 0, timeout=60)
+
+    def _registry_hosts(self) -> Path:
+        """containerd's hosts directory sending every registry to 127.0.0.1:1 (nothing is pulled)."""
+        hosts = self.node_dir / "registry-hosts"
+        for registry in NO_REGISTRIES:
+            (hosts / registry).mkdir(parents=True, exist_ok=True)
+            (hosts / registry / "hosts.toml").write_text(
+                'server = "http://127.0.0.1:1"\n[host."http://127.0.0.1:1"]\n  capabilities = ["pull", "resolve"]\n'
+            )
+        return hosts
 
     def _cni_config(self) -> dict:
         return {
@@ -509,7 +530,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         return _run("ctr", f"--address={self.socket}", "--namespace=k8s.io", *args, check=check, timeout=timeout)
 
     def _import_images(self) -> None:
-        archives = sorted(IMAGES_DIR.glob("*.tar")) + self.extra_images
+        cached = (
+            sorted(IMAGES_DIR.glob("*.tar")) if self.cached is None else [IMAGES_DIR / f"{n}.tar" for n in self.cached]
+        )
+        archives = cached + self.extra_images
         t0 = time.monotonic()
         for archive in archives:
             self.import_image(archive)

@@ -67,7 +67,7 @@ def test_image(workdir: Path) -> Path:
 @pytest.fixture(scope="module")
 def node_cluster(workdir: Path, test_image: Path, figures: dict) -> Iterator[NodeCluster]:
     started = time.monotonic()
-    with NodeCluster(workdir / "cluster", images=[test_image], gpus=1) as nc:
+    with NodeCluster(workdir / "cluster", images=[test_image], cached=["pause"], gpus=1) as nc:
         figures["node_start_to_ready_s"] = round(time.monotonic() - started, 1)
         yield nc
     left = leftovers()

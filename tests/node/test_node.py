@@ -173,7 +173,7 @@ def test_unschedulable_pod_shows_the_schedulers_reason(nc: NodeCluster) -> None:
 
 
 def test_image_missing_locally_shows_the_pull_error(nc: NodeCluster) -> None:
-    # localhost: the pull is refused at once, and nothing leaves the machine
+    # no registry: containerd sends every pull to a closed local port, so it fails at once, offline
     nc.apply(pod("noimage", "true", container={"image": "localhost/node-tests/not-here:1"}))
     p = nc.wait_pod(NS, "noimage", lambda q: waiting_reason(q) in ("ErrImagePull", "ImagePullBackOff"))
     status = p["status"]["containerStatuses"][0]["state"]["waiting"]

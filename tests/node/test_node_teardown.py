@@ -23,7 +23,7 @@ def alive(pid: int) -> bool:
 
 def test_stop_undoes_every_host_change(workdir: Path, test_image: Path) -> None:
     sysctls = {s: Path(f"/proc/sys/{s}").read_text() for s in SYSCTLS}
-    nc = NodeCluster(workdir / "teardown", images=[test_image])
+    nc = NodeCluster(workdir / "teardown", images=[test_image], cached=["pause"])
     with nc:
         nc.create_namespace("t")
         nc.apply(
