@@ -31,15 +31,18 @@ import shutil
 import signal
 import ssl
 import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from clusterdns import resolve
 from controlplane import (
     DEFAULT_BIN_DIR,
     DEFAULT_CONTROLLERS,
+    HERE,
     REPO_ROOT,
     ControlPlane,
     ControlPlaneError,
@@ -249,6 +252,7 @@ class NodeCluster(ControlPlane):
         self._start_containerd()
         self._import_images()
         self._start_scheduler()
+        self._start_cluster_dns()
         self._start_kubelet()
         self._start_kube_proxy()
         self.wait_node_ready()
@@ -570,6 +574,19 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
         proc.ports = {"secure": port}
         self._wait_ready(proc, lambda: _https_ok(f"https://127.0.0.1:{port}/healthz"))
 
+    def _start_cluster_dns(self) -> None:
+        """clusterdns.py on GATEWAY:53, reading Services as the node (which may list them)."""
+        proc = self._spawn(
+            "clusterdns",
+            [
+                sys.executable,
+                HERE / "clusterdns.py",
+                f"--listen={GATEWAY}",
+                f"--kubeconfig={self._kubeconfig_for('node')}",
+            ],
+        )
+        self._wait_ready(proc, lambda: resolve("kubernetes.default.svc.cluster.local", GATEWAY) == "10.96.0.1")
+
     def _start_kubelet(self) -> None:
         port, healthz = free_port(), free_port()
         config = self.node_dir / "kubelet.yaml"
@@ -597,6 +614,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     "failSwapOn": False,
                     "failCgroupV1": False,
                     "clusterDomain": "cluster.local",
+                    "clusterDNS": [GATEWAY],
                     "resolvConf": "/etc/resolv.conf",
                     "nodeStatusUpdateFrequency": "4s",
                     "serializeImagePulls": False,

@@ -109,6 +109,13 @@ def test_cluster_ip_service_reaches_the_pod_also_from_itself(nc: NodeCluster) ->
     assert out.stdout.splitlines()[-1] == "web"
 
 
+def test_pods_resolve_services_by_name(nc: NodeCluster) -> None:
+    nc.wait_pod_phase(NS, "web", "Running")
+    nc.apply(pod("byname", f"until {http_get('web', 80)}; do sleep 1; done"))  # web.node-tests.svc.cluster.local
+    nc.wait_pod_phase(NS, "byname", "Succeeded", timeout=90)
+    assert logs(nc, "byname").splitlines()[-1] == "web"
+
+
 def test_pods_reach_the_api_server_through_the_kubernetes_service(nc: NodeCluster) -> None:
     nc.apply(pod("api", "until nc -w 2 10.96.0.1 443 </dev/null; do sleep 1; done; echo reached"))
     nc.wait_pod_phase(NS, "api", "Succeeded", timeout=90)
