@@ -181,7 +181,7 @@ _UNION_BRANCHES = {"int", "str"}  # pydantic's names for the branches of Quantit
 def spec_error(exc) -> str:
     """The first pydantic error as ``spec.field.path: message``, in the CR's terms."""
     err = exc.errors()[0]
-    if err["type"] == "pod_template":  # already names the fields, from spec on
+    if err["type"] in ("pod_template", "named_field"):  # already names the fields, from spec on
         return err["msg"]
     loc = [p for p in err["loc"] if p not in _UNION_BRANCHES]
     path = "spec" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)

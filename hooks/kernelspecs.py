@@ -6,7 +6,8 @@ The gateway's child ConfigMap <name>-gateway-kernelspecs holds, per profile ``p`
                         launch_kubernetes.py; process proxy KubernetesProcessProxy
   p.kernel-pod.yaml.j2  the pod template launch_kubernetes.py renders (it loads the
                         template from its own directory)
-  p.policy.json         what kernel_guard.py allows: namespaces, default and maximum resources
+  p.policy.json         what kernel_guard.py allows: namespaces, default and maximum resources,
+                        the longest launch timeout
 and once: kernel_guard.py, kernel_sweep.py and sweep.json (orphaned kernel pods, see
 kernel_sweep.py).
 
@@ -177,6 +178,9 @@ def policy(profile: KernelProfile, namespace: str, spec: JupyterGatewaySpec) -> 
         "defaults": _quantities(profile),
         "maximum": _maximum(profile),
         "workspaceDir": WORKSPACE_DIR,
+        # Enterprise Gateway waits as long as a client's KERNEL_LAUNCH_TIMEOUT says; the guard
+        # refuses more than the gateway's own (EG_KERNEL_LAUNCH_TIMEOUT, for clients sending none).
+        "launchTimeout": spec.kernel_launch_timeout,
     }
 
 

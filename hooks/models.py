@@ -333,6 +333,12 @@ class Auth(_Spec):
         return self
 
 
+# A notebook without authentication that can reach a gateway would give anyone on the pod network
+# the gateway's token (or, with an open gateway, its kernels in this notebook's name).
+AUTH_DISABLED_WITH_GATEWAY = (
+    "disable is refused with spec.gateway: anyone on the pod network could open the notebook and use the gateway as it"
+)
+
 # A PodTemplateSpec, checked against Kubernetes' own schema (hooks.podtemplate), which the
 # CRD embeds; the notebook container is the one named notebook, else the first.
 PodTemplate = Annotated[Any, AfterValidator(_valid_pod_template), WithJsonSchema(podtemplate.schema())]
@@ -387,7 +393,12 @@ class JupyterNotebookSpec(_Spec):
                     "rule": "!has(self.kernelResources) || has(self.gateway)",
                     "message": "kernelResources need a gateway: without one kernels run in the notebook pod",
                     "fieldPath": ".kernelResources",
-                }
+                },
+                {
+                    "rule": "!has(self.gateway) || !has(self.auth) || self.auth.mode != 'disable'",
+                    "message": AUTH_DISABLED_WITH_GATEWAY,
+                    "fieldPath": ".auth.mode",
+                },
             ]
         }
     )
@@ -407,6 +418,12 @@ class JupyterNotebookSpec(_Spec):
     def _kernel_resources_need_a_gateway(self):
         if self.kernel_resources is not None and self.gateway is None:
             raise ValueError("kernelResources need a gateway: without one kernels run in the notebook pod")
+        return self
+
+    @model_validator(mode="after")
+    def _gateway_needs_auth(self):
+        if self.gateway is not None and self.auth is not None and self.auth.mode == "disable":
+            raise PydanticCustomError("named_field", f"spec.auth.mode: {AUTH_DISABLED_WITH_GATEWAY}")
         return self
 
 

@@ -13,12 +13,17 @@ Children, all in the notebook's namespace:
                                     notebook's kernels here (see notebook_kernels)
 
 A gateway's token crosses namespaces only into notebooks of the namespaces the gateway
-lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed.
+lists in spec.allowedNamespaces (and its own); others get NamespaceNotAllowed. What a gateway
+grants (its token, the gateway-client pod labels its NetworkPolicy admits, the kernel
+RoleBinding) is decided once, first, from the raw spec (_gateway_access), and every path that
+keeps the observed children takes back what is no longer granted (_revoked). A notebook with
+auth.mode disable is granted nothing: anyone on the pod network could use it.
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -28,7 +33,14 @@ from . import notebook_config as server_config
 from . import notebook_kernels as kernels
 from .gateway import ALL_NAMESPACES_LABEL, ALLOWED, ALLOWED_NAMESPACE_PREFIX, gateway_url
 from .gateway import auth_secret_name as gateway_secret_name
-from .models import API_VERSION, DEFAULT_NOTEBOOK_IMAGE, DNS_LABEL, NAMESPACE, JupyterNotebookSpec
+from .models import (
+    API_VERSION,
+    AUTH_DISABLED_WITH_GATEWAY,
+    DEFAULT_NOTEBOOK_IMAGE,
+    DNS_LABEL,
+    NAMESPACE,
+    JupyterNotebookSpec,
+)
 from .podsecurity import annotation_violations, harden, violations
 from .quantity import canonical_quantity, canonical_resources
 from .structural import without_nulls
@@ -41,9 +53,6 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}}
 # Environment variables that would carry a secret (refused) or that the hook sets from the spec.
 SECRET_ENV = {"JUPYTER_TOKEN", "JUPYTER_PASSWORD", "JUPYTER_GATEWAY_AUTH_TOKEN"}
 MANAGED_ENV = {"JUPYTER_TOKEN_FILE", "JUPYTER_CONFIG_PATH", "JUPYTER_GATEWAY_URL"}
-# Reasons not to touch the notebook's children: its gateway cannot be used.
-_GATEWAY_UNUSABLE = {"GatewayNotFound", "NamespaceNotAllowed", "GatewayTokenNotFound"}
-_ACCESS_GONE = {"GatewayNotFound", "NamespaceNotAllowed"}
 # Jupyter Server forwards every KERNEL_* variable of its environment with each kernel start;
 # Enterprise Gateway's kernel pod template turns these into the kernel pod's resources.
 # The child types of the CompositeController (metacontroller/jupyternotebook.yaml).
@@ -75,24 +84,39 @@ def customize_notebook(parent: dict) -> dict:
 
     The gateway labels its token Secret with the namespaces it allows (gateway.py), so two
     label selectors (this namespace's label, or the all-namespaces one) make Metacontroller
-    fetch the Secret only for notebooks that may have it.
+    fetch the Secret only for notebooks that may have it; a notebook without authentication
+    may not (see _gateway_access), so it is not even sent the Secret.
     """
     spec = parent.get("spec")
-    gateway = spec.get("gateway") if isinstance(spec, dict) else None
-    rules = auth.password_secret_rule(parent)
-    if not isinstance(gateway, dict) or not _is(DNS_LABEL, gateway.get("name")):
-        return {"relatedResources": rules}
     own = parent["metadata"].get("namespace") or "default"
-    namespace = gateway.get("namespace") or own
-    if not _is(NAMESPACE, namespace):
+    rules = auth.password_secret_rule(parent)
+    ref = gateway_ref(spec, own)
+    if ref is None:
         return {"relatedResources": rules}
+    name, namespace = ref
     gateways = {"apiVersion": API_VERSION, "resource": "jupytergateways", "namespace": namespace}
-    rules += [kernels.approved_roles_rule(), {**gateways, "names": [gateway["name"]]}]
-    owner = {"kubeflow.tkestack.io/jupytergateway": gateway["name"]}
+    rules += [kernels.approved_roles_rule(), {**gateways, "names": [name]}]
+    if _auth_disabled(spec):
+        return {"relatedResources": rules}
+    owner = {"kubeflow.tkestack.io/jupytergateway": name}
     for allowed in ({f"{ALLOWED_NAMESPACE_PREFIX}{own}": ALLOWED}, {ALL_NAMESPACES_LABEL: ALLOWED}):
         selector = {"matchLabels": {**owner, **allowed}}
         rules.append({"apiVersion": "v1", "resource": "secrets", "namespace": namespace, "labelSelector": selector})
     return {"relatedResources": rules}
+
+
+def gateway_ref(spec, namespace: str) -> tuple[str, str] | None:
+    """(name, namespace) of the gateway spec.gateway names, read from the raw spec (any JSON),
+    so that a spec the model refuses still says which gateway's grants the notebook holds."""
+    gateway = ch.as_dict(spec).get("gateway")
+    if not isinstance(gateway, dict) or not _is(DNS_LABEL, gateway.get("name")):
+        return None
+    gw_namespace = gateway.get("namespace") or namespace
+    return (gateway["name"], gw_namespace) if _is(NAMESPACE, gw_namespace) else None
+
+
+def _auth_disabled(spec) -> bool:
+    return ch.as_dict(ch.as_dict(spec).get("auth")).get("mode") == "disable"
 
 
 def _is(pattern: str, value) -> bool:
@@ -104,58 +128,50 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
 
     ``new_token`` is fresh randomness from the caller, used only the first time, when
     no auth Secret exists yet; afterwards the observed Secret is returned unchanged.
+
+    What the gateway grants is worked out first, from the raw spec, so that every keep path
+    (an invalid spec included) returns the observed children minus what it no longer grants.
     """
     meta = parent["metadata"]
     name, namespace, uid = meta["name"], meta.get("namespace") or "default", meta.get("uid", "")
     previous = ch.previous_conditions(parent)
     deployment = ch.observed(children, ch.DEPLOYMENTS, namespace, child_name(name))
     status = {"url": notebook_url(name, namespace), **ch.replica_counts(deployment)}
+    access = _gateway_access(parent.get("spec"), namespace, related, previous, now)
+    gateway_conds = [access.condition] if access.condition else []
+    if access.ref:
+        status["gatewayUrl"] = gateway_url(*access.ref)
 
-    def keep(reason: str, message: str, gateway_cond: dict | None = None, kept: list | None = None) -> dict:
+    def keep(reason: str, message: str) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)
-        conditions = [ready] + ([gateway_cond] if gateway_cond else [])
-        kept = ch.kept(children, namespace, CHILD_TYPES) if kept is None else kept
-        if reason in _ACCESS_GONE:
-            # The gateway may no longer run kernels here: its RoleBinding goes.
-            binding = kernels.role_binding_name(name)
-            kept = [c for c in kept if not (c["kind"] == "RoleBinding" and c["metadata"]["name"] == binding)]
-        return ch.response(meta, {**status, "conditions": conditions}, kept)
+        kept = _revoked(ch.kept(children, namespace, CHILD_TYPES), access, name, namespace, children, related)
+        return ch.response(meta, {**status, "conditions": [ready, *gateway_conds]}, kept)
 
     try:
         spec = JupyterNotebookSpec.model_validate(without_nulls({} if parent.get("spec") is None else parent["spec"]))
     except ValidationError as exc:
         return keep("InvalidSpec", ch.spec_error(exc))
+    if access.ref and access.gateway is None:
+        return keep(access.condition["reason"], access.condition["message"])
+    gateway, gateway_cond = access.gateway, access.condition
 
     observed_secret = ch.observed(children, ch.SECRETS, namespace, auth.secret_name(name))
     password, password_problem = auth.password(spec, namespace, related)
-    gateway, gateway_token, gateway_cond = None, None, None
-    if spec.gateway:
-        gw_namespace = spec.gateway.namespace or namespace
-        status["gatewayUrl"] = gateway_url(spec.gateway.name, gw_namespace)
-        gateway, gateway_token, gateway_cond = _gateway_access(
-            spec.gateway.name, gw_namespace, namespace, related, previous, now
-        )
-        if gateway_cond["reason"] in _GATEWAY_UNUSABLE:
-            # Keep the server, but take back what the gateway gave: its token and the labels
-            # its NetworkPolicy admits.
-            secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, None, password)
-            revoked = _revoked(ch.kept(children, namespace, CHILD_TYPES), secret, observed_secret, deployment)
-            return keep(gateway_cond["reason"], gateway_cond["message"], gateway_cond, revoked)
     if password_problem:
-        return keep("PasswordSecretNotFound", password_problem, gateway_cond)
+        return keep("PasswordSecretNotFound", password_problem)
 
-    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, gateway_token, password)
+    secret = auth.auth_secret(name, namespace, spec, observed_secret, new_token, uid, access.token, password)
     generation = None
     if secret is not None:
         secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
     pod, problems = _pod_template(name, spec, gateway, secret, generation, namespace)
     if problems:
-        return keep("InvalidSpec", "; ".join(problems), gateway_cond)
+        return keep("InvalidSpec", "; ".join(problems))
 
     labels = ch.labels("notebook", name)
     kernel_children, problem = kernels.children(name, namespace, labels, spec, gateway, related)
     if problem:
-        return keep("KernelRoleNotAllowed", problem, gateway_cond)
+        return keep("KernelRoleNotAllowed", problem)
     replicas = 0 if spec.suspend else 1
     port, base_url, _ = server_address(pod["spec"]["containers"][_notebook_index(pod["spec"]["containers"])])
     status["url"] += base_url.rstrip("/")
@@ -190,28 +206,94 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
         conditions.append(
             ch.condition("KernelResourcesFit", fits, "Fits" if fits else "ExceedsProfile", why, previous, now)
         )
-    status["conditions"] = conditions + ([gateway_cond] if gateway_cond else [])
+    status["conditions"] = conditions + gateway_conds
     return ch.response(meta, status, desired)
 
 
-def _revoked(kept: list[dict], secret: dict | None, observed_secret, deployment) -> list[dict]:
-    """The kept children minus the gateway's token (in the Secret) and the gateway-client pod
-    labels (in the Deployment); the new Secret content rolls the pods, so no server keeps the
-    token it read at start."""
-    generation = None
-    if secret is not None and observed_secret is not None:
-        secret, generation = ch.with_auth_generation(secret, observed_secret, deployment)
+class GatewayAccess(NamedTuple):
+    """What the notebook may hold of the gateway spec.gateway names."""
+
+    ref: tuple[str, str] | None  # (name, namespace) of that gateway; None without a readable spec.gateway
+    gateway: dict | None  # the gateway (its spec read defensively), when the notebook may use it
+    token: str | None  # its token, when the notebook may hold it (None for a gateway without auth)
+    runs_kernels: bool  # the gateway may run kernels in the notebook's namespace
+    condition: dict | None  # GatewayReady, saying why not; None without spec.gateway
+
+
+def _gateway_access(spec, namespace: str, related: dict, previous, now: str) -> GatewayAccess:
+    """The one place that decides what the notebook may hold of its gateway, from the raw spec
+    (any JSON: this runs before the model validates it)."""
+    ref = gateway_ref(spec, namespace)
+    if ref is None:
+        return GatewayAccess(None, None, None, False, None)
+    name, gw_namespace = ref
+    where = f"JupyterGateway {gw_namespace}/{name}"
+
+    def cond(ok: bool, reason: str, message: str) -> dict:
+        return ch.condition("GatewayReady", ok, reason, message, previous, now)
+
+    def denied(reason: str, message: str, runs_kernels: bool = False) -> GatewayAccess:
+        return GatewayAccess(ref, None, None, runs_kernels, cond(False, reason, message))
+
+    if _auth_disabled(spec):
+        return denied("NotebookAuthDisabled", f"spec.auth.mode: {AUTH_DISABLED_WITH_GATEWAY}")
+    gateway = (related.get(GATEWAYS) or {}).get(f"{gw_namespace}/{name}")
+    if not isinstance(gateway, dict):
+        return denied("GatewayNotFound", f"{where} not found")
+    gw_spec = ch.as_dict(gateway.get("spec"))
+    allowed = gw_spec.get("allowedNamespaces") if isinstance(gw_spec.get("allowedNamespaces"), list) else []
+    if namespace != gw_namespace and namespace not in allowed and "*" not in allowed:
+        message = f"{where} does not list namespace {namespace} in its spec.allowedNamespaces"
+        return denied("NamespaceNotAllowed", message)
+    token = None
+    if (ch.as_dict(gw_spec.get("auth")).get("mode") or "token") != "none":
+        secret = (related.get(ch.SECRETS) or {}).get(f"{gw_namespace}/{gateway_secret_name(name)}")
+        token = ch.secret_value(secret, "token")
+        if not token:
+            message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
+            return denied("GatewayTokenNotFound", message, runs_kernels=True)
+    # Read defensively from here on: the gateway's spec as an object, its identity as looked up.
+    used = {**gateway, "metadata": {"name": name, "namespace": gw_namespace}, "spec": gw_spec}
+    conditions = ch.as_dict(gateway.get("status")).get("conditions")
+    conditions = conditions if isinstance(conditions, list) else []
+    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
+    if ready and ready.get("status") == "True":
+        return GatewayAccess(ref, used, token, True, cond(True, "GatewayReady", f"{where} is ready"))
+    detail = ready.get("message") if ready and isinstance(ready.get("message"), str) else "it reports no status yet"
+    return GatewayAccess(ref, used, token, True, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}"))
+
+
+def _revoked(kept: list[dict], access: GatewayAccess, name: str, namespace: str, children: dict, related: dict):
+    """The one place that applies ``access`` to kept children: the Secret loses a gateway token
+    other than the one the notebook may hold, the pods lose gateway-client labels that do not
+    name the gateway it may use, and a RoleBinding stays only as kernels.kept_role_binding allows.
+    New Secret content rolls the pods, so no server keeps a token it read at start."""
+    secret_name = auth.secret_name(name)
+    secret = next((c for c in kept if c["kind"] == "Secret" and c["metadata"]["name"] == secret_name), None)
+    revoked_secret, generation = secret, None
+    if secret is not None:
+        revoked_secret = auth.kept_secret(secret, access.token)
+        if revoked_secret != secret:
+            observed_secret = ch.observed(children, ch.SECRETS, namespace, secret_name)
+            deployment = ch.observed(children, ch.DEPLOYMENTS, namespace, child_name(name))
+            revoked_secret, generation = ch.with_auth_generation(revoked_secret, observed_secret, deployment)
+    client_labels = ch.gateway_client_labels(*access.ref) if access.gateway is not None else {}
+    kernels_from, labels = access.ref if access.runs_kernels else None, ch.labels("notebook", name)
     out = []
     for child in kept:
-        if secret is not None and child["kind"] == "Secret" and child["metadata"]["name"] == secret["metadata"]["name"]:
-            child = secret
+        if child is secret:
+            child = revoked_secret
         elif child["kind"] == "Deployment":
-            child = _without_gateway_labels(child, generation)
-        out.append(child)
+            child = _with_client_labels(child, client_labels, generation)
+        elif child["kind"] == "RoleBinding":
+            child = kernels.kept_role_binding(name, namespace, labels, child, kernels_from, related)
+        if child is not None:
+            out.append(child)
     return out
 
 
-def _without_gateway_labels(deployment: dict, generation: str | None) -> dict:
+def _with_client_labels(deployment: dict, allowed: dict, generation: str | None) -> dict:
+    """The Deployment with only the gateway-client pod labels in ``allowed``, and ``generation``."""
     spec = deployment.get("spec")
     template = spec.get("template") if isinstance(spec, dict) else None
     meta = template.get("metadata") if isinstance(template, dict) else None
@@ -219,44 +301,14 @@ def _without_gateway_labels(deployment: dict, generation: str | None) -> dict:
         return deployment
     client = ch.gateway_client_labels("", "")
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
-    meta = {**meta, "labels": {k: v for k, v in labels.items() if k not in client}}
+    kept = {k: v for k, v in labels.items() if k not in client or allowed.get(k) == v}
+    if kept == labels and generation is None:
+        return deployment
+    meta = {**meta, "labels": kept}
     if generation is not None:
         annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
         meta["annotations"] = {**annotations, ch.AUTH_GENERATION: generation}
     return {**deployment, "spec": {**spec, "template": {**template, "metadata": meta}}}
-
-
-def _gateway_access(name: str, gw_namespace: str, namespace: str, related: dict, previous, now: str):
-    """(gateway, its token, GatewayReady condition): may this notebook use the gateway, and how."""
-    where = f"JupyterGateway {gw_namespace}/{name}"
-
-    def cond(ok: bool, reason: str, message: str) -> dict:
-        return ch.condition("GatewayReady", ok, reason, message, previous, now)
-
-    gateway = (related.get(GATEWAYS) or {}).get(f"{gw_namespace}/{name}")
-    if not isinstance(gateway, dict):
-        return None, None, cond(False, "GatewayNotFound", f"{where} not found")
-    spec = ch.as_dict(gateway.get("spec"))
-    allowed = spec.get("allowedNamespaces") if isinstance(spec.get("allowedNamespaces"), list) else []
-    if namespace != gw_namespace and namespace not in allowed and "*" not in allowed:
-        message = f"{where} does not list namespace {namespace} in its spec.allowedNamespaces"
-        return None, None, cond(False, "NamespaceNotAllowed", message)
-    token = None
-    if (ch.as_dict(spec.get("auth")).get("mode") or "token") != "none":
-        secret = (related.get(ch.SECRETS) or {}).get(f"{gw_namespace}/{gateway_secret_name(name)}")
-        token = ch.secret_value(secret, "token")
-        if not token:
-            message = f"{where} requires a token and its Secret {gateway_secret_name(name)} does not hold one yet"
-            return None, None, cond(False, "GatewayTokenNotFound", message)
-    # Read defensively from here on: the gateway's spec as an object, its identity as looked up.
-    used = {**gateway, "metadata": {"name": name, "namespace": gw_namespace}, "spec": spec}
-    conditions = ch.as_dict(gateway.get("status")).get("conditions")
-    conditions = conditions if isinstance(conditions, list) else []
-    ready = next((c for c in conditions if isinstance(c, dict) and c.get("type") == "Ready"), None)
-    if ready and ready.get("status") == "True":
-        return used, token, cond(True, "GatewayReady", f"{where} is ready")
-    detail = ready.get("message") if ready and isinstance(ready.get("message"), str) else "it reports no status yet"
-    return used, token, cond(False, "GatewayNotReady", f"{where} is not ready: {detail}")
 
 
 def _pod_template(

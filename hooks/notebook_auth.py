@@ -72,6 +72,28 @@ def auth_secret(
     }
 
 
+def kept_secret(secret: dict, gateway_token: str | None) -> dict:
+    """The hook's Secret as a keep path returns it: only the keys the hook writes, no stringData,
+    and a gateway token in the config file only if it is ``gateway_token``, the one the notebook
+    may hold now (None: none). A config file that is not a JSON object is dropped."""
+    data = ch.as_dict(secret.get("data"))
+    out = {TOKEN_FILE: data[TOKEN_FILE]} if isinstance(data.get(TOKEN_FILE), str) else {}
+    try:
+        config = json.loads(ch.decoded(data.get(CONFIG_FILE)) or "null")
+    except ValueError:
+        config = None
+    if isinstance(config, dict):
+        client = ch.as_dict(config.get("GatewayClient"))
+        if "GatewayClient" in config and (gateway_token is None or client.get("auth_token") != gateway_token):
+            config = {k: v for k, v in config.items() if k != "GatewayClient"}
+            if config:
+                out[CONFIG_FILE] = ch.b64(json.dumps(config, sort_keys=True))
+        else:
+            out[CONFIG_FILE] = data[CONFIG_FILE]
+    body = {k: v for k, v in secret.items() if k != "stringData"}
+    return body if body.get("data") == out else {**body, "data": out}
+
+
 def password_secret_rule(parent: dict) -> list[dict]:
     """The customize rule for the Secret spec.auth.passwordSecretRef names (in the notebook's namespace)."""
     spec = parent.get("spec") if isinstance(parent.get("spec"), dict) else {}

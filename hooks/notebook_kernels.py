@@ -105,17 +105,35 @@ def children(
     role = role if isinstance(role, str) and role else DEFAULT_KERNEL_CLUSTER_ROLE
     if not approved((related.get(CLUSTER_ROLES) or {}).get(role)):
         return out, f"the gateway's ClusterRole {role} is not one labelled {KERNEL_ROLE_LABEL}=true"
-    gw_name = gateway["metadata"]["name"]
-    out.append(
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "RoleBinding",
-            "metadata": {"name": role_binding_name(name), "namespace": namespace, "labels": labels},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": gateway_child_name(gw_name), "namespace": gw_namespace}],
-        }
-    )
+    out.append(role_binding(name, namespace, labels, role, (gateway["metadata"]["name"], gw_namespace)))
     return out, None
+
+
+def role_binding(name: str, namespace: str, labels: dict, role: str, gateway: tuple[str, str]) -> dict:
+    """The RoleBinding that lets the gateway ``(name, namespace)`` run this notebook's kernels here."""
+    gw_name, gw_namespace = gateway
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": role_binding_name(name), "namespace": namespace, "labels": labels},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": gateway_child_name(gw_name), "namespace": gw_namespace}],
+    }
+
+
+def kept_role_binding(
+    name: str, namespace: str, labels: dict, kept: dict, gateway: tuple[str, str] | None, related: dict
+) -> dict | None:
+    """A kept RoleBinding as a keep path may return it: only this notebook's kernel RoleBinding,
+    only while ``gateway`` (None: none) may run kernels here, rebuilt for it from the observed
+    (immutable) roleRef, and only while that ClusterRole is approved."""
+    ref = kept.get("roleRef") if isinstance(kept.get("roleRef"), dict) else {}
+    role = ref.get("name") if ref.get("kind") == "ClusterRole" else None
+    if gateway is None or kept["metadata"]["name"] != role_binding_name(name) or not isinstance(role, str):
+        return None
+    if not approved((related.get(CLUSTER_ROLES) or {}).get(role)):
+        return None
+    return role_binding(name, namespace, labels, role, gateway)
 
 
 def resources_fit(spec: JupyterNotebookSpec, gateway: dict) -> tuple[bool, str]:

@@ -88,7 +88,8 @@ def _format_binary(amount: int) -> str:
     while amount % 1024 == 0 and exponent < 60:
         amount //= 1024
         exponent += 10
-    return f"{amount}{_BINARY_SUFFIX[exponent]}"
+    # 1.5Ki is 1536: not a whole number of Ki, so the API server writes it without a suffix.
+    return f"{amount}{_BINARY_SUFFIX.get(exponent, '')}"
 
 
 def canonical_resources(resources: dict) -> dict:

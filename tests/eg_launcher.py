@@ -5,7 +5,10 @@ launch_kubernetes.py. ``sdist()`` downloads it once into .cache/eg-sdist (pip, f
 package index). ``render_pod`` runs the launcher's real ``yaml_safe_str`` and
 ``generate_kernel_pod_yaml`` (taken from its source with ``ast``, without the module's
 kubernetes client imports) on a template placed next to a copy of it, exactly as
-launch_kubernetes.py renders kernel-pod.yaml.j2 from its own directory.
+launch_kubernetes.py renders kernel-pod.yaml.j2 from its own directory. ``launch_pod`` runs
+the whole launcher (its ``launch_kubernetes_kernel``) in its ``--pod-template`` mode, which
+writes the pod instead of creating it: the keywords it takes from its environment, the
+template, and the environment it copies into the pod are all its own code.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import types
 from pathlib import Path
 
 import jinja2
@@ -103,3 +107,55 @@ def render_pod(template: str, env: dict) -> list[dict]:
         exec(compile(module, launcher, "exec"), namespace)
         text = namespace["generate_kernel_pod_yaml"](keywords(env))
     return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def _kubernetes_stubs() -> dict:
+    """The modules launch_kubernetes.py imports but does not call in --pod-template mode
+    (beyond loading a configuration, a no-op here): the kubernetes client and urllib3."""
+    config = types.ModuleType("kubernetes.config")
+    config.load_incluster_config = config.load_kube_config = lambda *args, **kwargs: None
+    client = types.ModuleType("kubernetes.client")
+    rest = types.ModuleType("kubernetes.client.rest")
+    rest.ApiException = type("ApiException", (Exception,), {})
+    client.rest = rest
+    kubernetes = types.ModuleType("kubernetes")
+    kubernetes.client, kubernetes.config = client, config
+    urllib3 = types.ModuleType("urllib3")
+    urllib3.disable_warnings = lambda *args, **kwargs: None
+    return {
+        "kubernetes": kubernetes,
+        "kubernetes.client": client,
+        "kubernetes.client.rest": rest,
+        "kubernetes.config": config,
+        "urllib3": urllib3,
+    }
+
+
+def launch_pod(template: str, env: dict, kernel_id: str) -> dict:
+    """The pod launch_kubernetes.py (all of it, from the sdist) writes when started with
+    ``env`` as its environment and ``kernel_id`` in its argv, as EG's kernel.json starts it:
+    every KERNEL_* name lower-cased into a template keyword (the last one wins), the template
+    rendered from the launcher's own directory, then its environment added to the container."""
+    stubs = _kubernetes_stubs()
+    saved = {name: sys.modules.get(name) for name in stubs}
+    with tempfile.TemporaryDirectory() as scripts:
+        launcher = os.path.join(scripts, "launch_kubernetes.py")
+        shutil.copy(sdist() / LAUNCHER, launcher)
+        Path(scripts, "kernel-pod.yaml.j2").write_text(template)
+        namespace = {"__file__": launcher, "__name__": "launch_kubernetes"}
+        sys.modules.update(stubs)
+        try:
+            exec(compile(launcher_source(), launcher, "exec"), namespace)
+        finally:
+            for name, module in saved.items():
+                if module is None:
+                    sys.modules.pop(name, None)
+                else:
+                    sys.modules[name] = module
+        # Its os.environ is the environment it was started with (a copy: it writes to it).
+        environ = dict(env)
+        namespace["os"] = types.SimpleNamespace(environ=environ, getenv=environ.get, path=os.path)
+        out, spark_opts = os.path.join(scripts, "pod.yaml"), os.path.join(scripts, "spark-opts")
+        argv = (kernel_id, "0..0", "10.0.0.1:8877", "PUBLICKEY", "none", out, spark_opts, None)
+        namespace["launch_kubernetes_kernel"](*argv)
+        return yaml.safe_load(Path(out).read_text())

@@ -121,6 +121,8 @@ REJECTED = [
     ("JupyterNotebook", "nb", {"gatway": {"name": "x"}}, 'unknown field "spec.gatway"'),
     ("JupyterNotebook", "nb", {"gateway": {"namespace": "default"}}, "spec.gateway.name"),
     ("JupyterNotebook", "nb", {"auth": {"mode": "disable", "secretRef": {"name": "s"}}}, "need mode enable"),
+    # Issue 15: a notebook without authentication would open its gateway to every pod.
+    ("JupyterNotebook", "nb", {"gateway": {"name": "gw"}, "auth": {"mode": "disable"}}, "spec.auth.mode"),
     ("JupyterNotebook", "nb", {"template": {"spec": {"containers": []}}}, "spec.template.spec.containers"),
     ("JupyterNotebook", "n" * 55, {}, "metadata.name"),
     # Issue 9: no credentials in a CR (item 5), a real pod template and quantities in range (item 2).

@@ -20,6 +20,7 @@ even when it fails (the autouse `scenario` fixture).
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
 import time
@@ -337,6 +338,99 @@ def test_2_a_notebook_in_another_namespace_uses_the_shared_gateway(seed):
     )
     # mallory was refused before the gateway allowed team-a; the gateway's change resyncs her too.
     wait_children(cp, "team-a", "mallory", "JupyterNotebook", NOTEBOOK_CHILDREN)
+
+
+def test_2b_keep_paths_take_back_what_the_gateway_no_longer_grants(seed):
+    """Issue 15: a kernel role that loses its approval unbinds the notebook's kernels, and a
+    notebook whose spec the hook refuses (the CRD stores it) still loses the gateway's token,
+    client labels and RoleBinding when the gateway drops its namespace; the rest is kept."""
+    state, _, _ = seed
+    cp = state["cp"]
+    cp.create_namespace("team-a", {**RESTRICTED, SCENARIO_LABEL: "true"})
+    role_label = f"{GROUP}/gateway-kernel-role"
+    cp.apply(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRole",
+            "metadata": {"name": "e2e-kernels-15", "labels": {role_label: "true", SCENARIO_LABEL: "true"}},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}],
+        }
+    )
+    patch(cp, "jupytergateway", GATEWAY, {"allowedNamespaces": ["team-a"], "clusterRole": "e2e-kernels-15"})
+    cp.apply(notebook("alice", "team-a"))
+    with_binding = [*NOTEBOOK_CHILDREN, ("rolebinding", "-gateway-kernels")]
+    nb = wait_for(
+        lambda: (
+            (c := wait_children(cp, "team-a", "alice", "JupyterNotebook", with_binding))
+            and c["rolebinding"]["roleRef"]["name"] == "e2e-kernels-15"
+            and "GatewayClient" in _secret_config(c["secret"])
+            and c
+        ),
+        timeout=60,
+        what="alice with the gateway's token and a RoleBinding to e2e-kernels-15",
+    )
+    uids = {r: o["metadata"]["uid"] for r, o in nb.items() if r != "rolebinding"}
+
+    def alice(ready: str) -> dict:
+        return wait_status(
+            cp,
+            f"alice {ready}",
+            "jupyternotebook",
+            "alice",
+            "-n",
+            "team-a",
+            predicate=lambda o: current(o) and reason(o, "Ready") == ready,
+        )
+
+    def binding_gone() -> bool:
+        return get(cp, "rolebinding", "alice-gateway-kernels", "-n", "team-a") is None
+
+    # The role loses its approval: the notebook's RoleBinding goes, the rest stays as it was.
+    cp.kubectl("label", "clusterrole", "e2e-kernels-15", f"{role_label}-")
+    alice("KernelRoleNotAllowed")
+    wait_for(binding_gone, timeout=60, what="alice's RoleBinding deleted")
+    kept = wait_children(cp, "team-a", "alice", "JupyterNotebook", NOTEBOOK_CHILDREN)
+    assert {r: o["metadata"]["uid"] for r, o in kept.items()} == uids
+    assert "GatewayClient" in _secret_config(kept["secret"]), "the gateway still allows team-a"
+
+    # Approved again; then a spec the CRD stores but the hook refuses: everything kept.
+    cp.kubectl("label", "clusterrole", "e2e-kernels-15", f"{role_label}=true")
+    wait_children(cp, "team-a", "alice", "JupyterNotebook", with_binding)
+    refused = notebook("alice", "team-a")
+    volume = {"name": "scratch", "emptyDir": {"sizeLimit": "1e30"}}
+    refused["spec"]["template"] = {"spec": {"containers": [{"name": "notebook", "image": "x"}], "volumes": [volume]}}
+    cp.apply(refused)
+    alice("InvalidSpec")
+    assert not binding_gone(), "kept while the gateway grants it"
+
+    # The gateway drops team-a: token, client labels and RoleBinding go; the rest stays.
+    patch(cp, "jupytergateway", GATEWAY, {"allowedNamespaces": ["team-z"]})
+    wait_status(
+        cp,
+        "alice NamespaceNotAllowed",
+        "jupyternotebook",
+        "alice",
+        "-n",
+        "team-a",
+        predicate=lambda o: reason(o, "GatewayReady") == "NamespaceNotAllowed" and reason(o, "Ready") == "InvalidSpec",
+    )
+    wait_for(binding_gone, timeout=60, what="alice's RoleBinding deleted")
+    revoked = wait_for(
+        lambda: (
+            (c := wait_children(cp, "team-a", "alice", "JupyterNotebook", NOTEBOOK_CHILDREN))
+            and "GatewayClient" not in _secret_config(c["secret"])
+            and f"{GROUP}/gateway-name" not in c["deployment"]["spec"]["template"]["metadata"]["labels"]
+            and c
+        ),
+        timeout=60,
+        what="alice's Secret without the gateway's token and pods without the client labels",
+    )
+    assert {r: o["metadata"]["uid"] for r, o in revoked.items()} == uids, "updated, never recreated"
+
+
+def _secret_config(secret: dict) -> str:
+    data = secret.get("data") or {}
+    return base64.b64decode(data.get("jupyter_server_config.json", "")).decode()
 
 
 def test_3_resyncs_write_nothing(seed):

@@ -175,9 +175,9 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
     ),
     Substitution(
         "kernel-pod-env",
-        "the kernel pod's env as launch_kubernetes.py writes it (EG's whole environment plus KERNEL_*)",
+        "the kernel pod's env as launch_kubernetes.py writes it (what the kernel guard hands it)",
         "the same, except PATH (row kernel-image); HOME, IPYTHONDIR, JUPYTER_{CONFIG,DATA,RUNTIME}_DIR "
-        "get a directory per pod; the shim's PYTHONPATH and LOCALRUN_INCLUSTER_DIR are dropped",
+        "get a directory per pod; KUBECONFIG (row in-cluster-config) is dropped",
         "those name directories of the gateway's container; all processes share one filesystem",
     ),
     Substitution(
@@ -206,10 +206,11 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "the gateway pod's /var/run/secrets/kubernetes.io/serviceaccount/{token,ca.crt} and "
         "KUBERNETES_SERVICE_HOST/PORT",
         "a real token of <gateway>-gateway from the TokenRequest API (kubectl create token) and the "
-        "local CA in a directory; tests/kernels/incluster/sitecustomize.py (first on PYTHONPATH) points the "
-        "kubernetes client's in-cluster file names there; KUBERNETES_SERVICE_HOST=127.0.0.1, "
-        "KUBERNETES_SERVICE_PORT=<API server port>; for EG, the init containers and (EG_INHERITED_ENVS="
-        "PYTHONPATH,LOCALRUN_INCLUSTER_DIR) the launch_kubernetes.py EG starts",
+        "local CA in a directory; for EG, tests/kernels/incluster/sitecustomize.py (first on PYTHONPATH) "
+        "points the kubernetes client's in-cluster file names there and reads the address from "
+        "LOCALRUN_KUBERNETES_SERVICE_HOST/PORT (127.0.0.1, the API server's port); for the init "
+        "containers and the launch_kubernetes.py EG starts (EG hands it KUBECONFIG, the kernel guard "
+        "keeps it), KUBECONFIG naming the same token and CA",
         "processes outside a pod; the API server checks the RBAC the hooks render, as in a cluster",
     ),
     Substitution(

@@ -96,6 +96,7 @@ def launch(tmp_path: Path, **client) -> subprocess.CompletedProcess:
         "KERNEL_GID": "100",
         "KERNEL_LANGUAGE": "python",
         "KERNEL_GATEWAY": "1",
+        "JPY_PARENT_PID": str(os.getpid()),  # jupyter_client's launch_kernel adds it
         # ... the kube config the launcher reads outside a cluster, and the client's variables
         "KUBECONFIG": str(kubeconfig),
         **client,
@@ -114,7 +115,6 @@ def test_the_guard_hands_over_to_the_stock_launcher_which_renders_our_pod(tmp_pa
         KERNEL_NOTEBOOK="alice",
         KERNEL_WORKSPACE_CLAIM="alice-workspace",
         KERNEL_WORKING_DIR="/home/jovyan/work/project",
-        KERNEL_VOLUMES="[{name: host, hostPath: {path: /}}]",
         KERNEL_SERVICE_ACCOUNT_NAME="gw-gateway",
         KERNEL_IMAGE="evil/miner:1",
         KERNEL_MEMORY="1Gi",
@@ -132,7 +132,7 @@ def test_the_guard_hands_over_to_the_stock_launcher_which_renders_our_pod(tmp_pa
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["KERNEL_ID"] == KERNEL_ID and env["RESPONSE_ADDRESS"] == "10.0.0.1:8877"
     assert env["KERNEL_NAME"] == "python_kubernetes", "the launcher found itself in our kernelspec"
-    for dropped in ("KERNEL_VOLUMES", "KERNEL_SERVICE_ACCOUNT_NAME", "KERNEL_IMAGE", "KERNEL_UID", "PATH"):
+    for dropped in ("KERNEL_SERVICE_ACCOUNT_NAME", "KERNEL_IMAGE", "KERNEL_UID", "PATH", "JPY_PARENT_PID"):
         assert dropped not in env
 
 
@@ -146,6 +146,12 @@ def test_a_refused_start_exits_before_the_launcher_with_one_line_naming_the_vari
     ]
     over = launch(tmp_path / "over", KERNEL_CPUS="64")
     assert over.returncode == 1 and "KERNEL_CPUS=64 is more than this kernel profile allows" in over.stderr
+    # Another spelling of a keyword: the stock launcher would take it (the last one wins).
+    variant = launch(tmp_path / "variant", KERNEL_NAMESPACe="kube-system")
+    assert variant.returncode == 1 and variant.pod is None
+    assert "'KERNEL_NAMESPACe' is not a kernel variable this gateway takes" in variant.stderr
+    timeout = launch(tmp_path / "timeout", KERNEL_LAUNCH_TIMEOUT="nan")
+    assert timeout.returncode == 1 and "KERNEL_LAUNCH_TIMEOUT='nan' is not a number of seconds" in timeout.stderr
 
 
 def test_jupyter_client_searches_exactly_the_directories_the_unit_test_replays(tmp_path):

@@ -38,9 +38,10 @@ from localrun import map_path
 NODE = "fake-node"
 POD_IP = "127.0.0.1"
 KERNEL_SELECTOR = "component=kernel"
-# The in-cluster shim of the gateway's processes (tests/kernels/incluster); a kernel
-# container gets the pod's env, which EG's launcher copies from its own environment.
-SHIM_ENV = ("PYTHONPATH", "LOCALRUN_INCLUSTER_DIR")
+# The stand-in for the gateway's in-cluster configuration (tests/kernels/incluster, and the
+# KUBECONFIG its launcher gets); a kernel container gets the pod's env, which EG's launcher
+# copies from its own environment.
+SHIM_ENV = ("PYTHONPATH", "LOCALRUN_INCLUSTER_DIR", "KUBECONFIG")
 # Directories EG's environment points at (copied into the pod env by launch_kubernetes.py):
 # in a cluster they are paths inside the gateway's container; here each pod gets its own.
 PRIVATE_DIRS = ("HOME", "IPYTHONDIR", "JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR")

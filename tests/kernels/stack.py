@@ -228,14 +228,23 @@ class KernelStack:
         (folder / "token").write_text(token)
         (folder / "token").chmod(0o600)
         shutil.copy(self.cp.pki / "ca.crt", folder / "ca.crt")
+        # For EG's launch_kubernetes.py, which EG hands KUBECONFIG (k8s.py) and the guard keeps.
+        kubeconfig = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "local", "cluster": {"server": f"https://127.0.0.1:{self.cp.apiserver_port}",
+                                                       "certificate-authority": str(folder / "ca.crt")}}],
+            "users": [{"name": "gateway", "user": {"tokenFile": str(folder / "token")}}],
+            "contexts": [{"name": "gateway", "context": {"cluster": "local", "user": "gateway"}}],
+            "current-context": "gateway",
+        }  # fmt: skip
+        (folder / "kubeconfig").write_text(json.dumps(kubeconfig))
         return {
-            "KUBERNETES_SERVICE_HOST": "127.0.0.1",
-            "KUBERNETES_SERVICE_PORT": str(self.cp.apiserver_port),
+            "LOCALRUN_KUBERNETES_SERVICE_HOST": "127.0.0.1",
+            "LOCALRUN_KUBERNETES_SERVICE_PORT": str(self.cp.apiserver_port),
             "PYTHONPATH": str(INCLUSTER_SHIM),
             "LOCALRUN_INCLUSTER_DIR": str(folder),
-            # EG passes a kernel launcher none of its own environment but these: the launcher
-            # (launch_kubernetes.py) needs the in-cluster configuration too.
-            "EG_INHERITED_ENVS": "PYTHONPATH,LOCALRUN_INCLUSTER_DIR",
+            "KUBECONFIG": str(folder / "kubeconfig"),
         }
 
     def start_gateway(self) -> lr.LocalProcess:

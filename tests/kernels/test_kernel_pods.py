@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -204,6 +205,43 @@ def test_a_kernel_over_its_profile_maximum_is_refused_with_a_message(stack, figu
     assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body)
     assert "Error occurred during launch" in message(body)
     stack.eg.wait_for_log(r"KERNEL_CPUS=3 is more than this kernel profile allows \(cpu at most 1\)")
+
+
+# Other spellings of the variables the template reads: the stock launcher lower-cases every
+# KERNEL_* name into a keyword and the last one wins, so each of these steered the pod before
+# the guard refused names it does not know exactly (issue 15).
+SPELLINGS = {
+    "gpus": {"KERNEL_GPUs": "1", "KERNEL_GPUS_LIMIt": "1"},
+    "cpu-limit": {"KERNEL_CPUS_LIMIt": "64"},
+    "kernel-id": {"KERNEL_Id": "deadbeef-0000-4000-8000-000000000000"},
+    "kelvin-sign": {"KERNEL_NOTEBOO\u212a": "someone-else"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(SPELLINGS))
+def test_another_spelling_of_a_kernel_variable_is_refused_with_a_message(stack, case, figures):
+    username = f"spelling-{case}"
+    env = SPELLINGS[case]
+    t0 = time.monotonic()
+    status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, **env})
+    figures[f"spelling.{case}"] = f"{status} in {time.monotonic() - t0:.1f} s"
+    assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body, pod and pod["spec"])
+    name = min(env)  # the guard names the first, in sorted order
+    stack.eg.wait_for_log(re.escape(f"{name!a} is not a kernel variable this gateway takes"))
+
+
+@pytest.mark.parametrize("value", ["nan", "1e9", "-1", "61"])
+def test_a_launch_timeout_the_gateway_would_not_wait_is_refused_at_once(stack, value, figures):
+    """Enterprise Gateway reads KERNEL_LAUNCH_TIMEOUT before the guard runs and waits on it
+    (nan: for ever); the guard's exit ends that wait before any pod exists."""
+    username = f"timeout-{value.replace('.', '-')}"
+    t0 = time.monotonic()
+    status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_LAUNCH_TIMEOUT": value})
+    elapsed = time.monotonic() - t0
+    figures[f"launch_timeout.{value}"] = f"{status} in {elapsed:.1f} s"
+    assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body)
+    assert elapsed < GATEWAY_SPEC["kernelLaunchTimeout"] / 2, "the gateway waited on the client's timeout"
+    stack.eg.wait_for_log(re.escape(f"KERNEL_LAUNCH_TIMEOUT={value!r} is not a number of seconds"))
 
 
 def message(body) -> str:

@@ -11,19 +11,24 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from hooks import children as ch
 from hooks.children import LAST_APPLIED
 from hooks.crd import crds
 from hooks.gateway import CHILD_TYPES as GATEWAY_CHILD_TYPES
 from hooks.gateway import sync_gateway
+from hooks.models import AUTH_DISABLED_WITH_GATEWAY
 from hooks.notebook import CHILD_TYPES as NOTEBOOK_CHILD_TYPES
 from hooks.notebook import customize_notebook, sync_notebook
 from tests.builders import (
     AVAILABLE,
+    GATEWAY_TOKEN,
     NOW,
     ROOT,
     TOKEN,
@@ -38,6 +43,8 @@ from tests.builders import (
     related_gateway,
     user_secret,
 )
+from tests.unit.test_no_5xx import KEEP_REASONS, _corrupt_objects, _junk, _observed, corrupted, spec_strategy
+from tests.unit.test_schema import api_server_verdict
 
 GW_TYPES = child_types("jupytergateway.yaml")
 NB_TYPES = child_types("jupyternotebook.yaml")
@@ -182,7 +189,8 @@ def test_a_normal_kept_child_equals_its_last_applied_configuration():
         if "ConfigMap.v1" in children:
             result = sync_gateway(gateway("gw", "team-a", cullInterval=0), children, kernel_role(), NOW, TOKEN)
         else:
-            result = sync_notebook(notebook("nb", "team-a", suspend="yes"), children, {}, NOW, TOKEN)
+            parent = notebook("nb", "team-a", gateway={"name": "gw"}, suspend="yes")
+            result = sync_notebook(parent, children, related_gateway(gateway("gw", "team-a")), NOW, TOKEN)
         assert result["children"] == sorted(desired, key=lambda c: (c["kind"], c["metadata"]["name"]))
 
 
@@ -259,7 +267,8 @@ def test_a_notebooks_kept_role_binding_is_the_observed_one():
     binding = next(iter(children["RoleBinding.rbac.authorization.k8s.io/v1"].values()))
     forged = {**json.loads(binding["metadata"]["annotations"][LAST_APPLIED]), "roleRef": FORGED_ROLE_BINDING["roleRef"]}
     binding["metadata"]["annotations"][LAST_APPLIED] = json.dumps(forged)
-    result = sync_notebook(notebook("nb", "team-a", suspend="x"), children, related_gateway(gw), NOW, TOKEN)
+    invalid = notebook("nb", "team-a", gateway={"name": "gw", "namespace": "infra"}, suspend="x")
+    result = sync_notebook(invalid, children, related_gateway(gw), NOW, TOKEN)
     kept = by_kind(result["children"])["RoleBinding"]
     assert kept["roleRef"] == by_kind(desired)["RoleBinding"]["roleRef"]
 
@@ -442,3 +451,196 @@ def test_bad_values_that_reach_the_hooks_are_named_without_python_internals():
     parent = notebook("nb", "team-a", gateway={"name": "gw"}, kernelResources={"limits": {"memory": "1e30"}})
     ready = sync_notebook(parent, children, related, NOW, TOKEN)["status"]["conditions"][0]
     assert ready["message"].startswith("spec.kernelResources.limits.memory: 1e30 is out of range"), ready
+
+
+# --- Issue 15: every keep path takes back what the gateway no longer grants ---
+
+_CLIENT_LABELS = ("kubeflow.tkestack.io/gateway-name", "kubeflow.tkestack.io/gateway-namespace")
+# Specs the CRD stores but the hook refuses, each after pydantic validation or before it.
+_REFUSED_SPECS = {
+    "sizeLimit above 2^63-1": {
+        "template": {
+            "spec": {
+                "containers": [{"name": "notebook", "image": "x"}],
+                "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": "1e30"}}],
+            }
+        }
+    },
+    "reserved variable": {
+        "template": {
+            "spec": {
+                "containers": [{"name": "notebook", "image": "x", "env": [{"name": "JUPYTER_TOKEN", "value": "x"}]}]
+            }
+        }
+    },
+    "password Secret missing": {"auth": {"passwordSecretRef": {"name": "nope"}}},
+    "stored before a schema change": {"suspend": "yes"},
+}
+
+
+def _cross_namespace_notebook(spec: dict | None = None, **gateway_spec):
+    """A notebook of team-b running on gateway infra/gw (token, client labels, kernel RoleBinding)."""
+    gw = gateway("gw", "infra", allowedNamespaces=["team-b"], **gateway_spec)
+    ref = {"name": "gw", "namespace": "infra"}
+    first = sync_notebook(notebook("nb", "team-b", gateway=ref), {}, related_gateway(gw), NOW, TOKEN)
+    assert len(_granted(first)) == (4 if not gateway_spec else 3), "running with every grant"
+    return notebook("nb", "team-b", gateway=ref, **(spec or {})), observe(first["children"], NB_TYPES, AVAILABLE)
+
+
+def _decoded_secrets(result) -> str:
+    """Every value of every Secret in the response, decoded from base64 where it decodes."""
+    values = [v for c in result["children"] if c["kind"] == "Secret" for v in ch.as_dict(c.get("data")).values()]
+    return " ".join(ch.decoded(v) or "" for v in values if isinstance(v, str))
+
+
+def _holds_token(result) -> bool:
+    return GATEWAY_TOKEN in json.dumps(result) or GATEWAY_TOKEN in _decoded_secrets(result)
+
+
+def _granted(result) -> list[str]:
+    """What of the gateway's grants the response still holds."""
+    out = ["token"] if _holds_token(result) else []
+    out += [c["metadata"]["name"] for c in result["children"] if c["kind"] == "RoleBinding"]
+    deployment = by_kind(result["children"]).get("Deployment")
+    labels = deployment["spec"]["template"]["metadata"]["labels"] if deployment else {}
+    return out + [k for k in _CLIENT_LABELS if k in labels]
+
+
+@pytest.mark.parametrize("refused", sorted(_REFUSED_SPECS))
+@pytest.mark.parametrize("after", ["namespace-not-allowed", "gateway-gone"])
+def test_a_refused_spec_does_not_keep_what_a_revoking_gateway_gave(refused, after):
+    parent, running = _cross_namespace_notebook(_REFUSED_SPECS[refused])
+    gw = gateway("gw", "infra", allowedNamespaces=["team-c"]) if after == "namespace-not-allowed" else None
+    result = sync_notebook(parent, running, related_gateway(gw), NOW, TOKEN)
+    conditions = {c["type"]: c for c in result["status"]["conditions"]}
+    reason = "NamespaceNotAllowed" if gw else "GatewayNotFound"
+    assert conditions["GatewayReady"]["reason"] == reason, "said on every path"
+    assert _granted(result) == [], (refused, after)
+    assert identities(result["children"]) == {i for i in observed_identities(running) if i[0] != "RoleBinding"}
+
+
+@pytest.mark.parametrize("refused", sorted(_REFUSED_SPECS))
+def test_a_refused_spec_keeps_what_a_gateway_still_grants(refused):
+    parent, running = _cross_namespace_notebook(_REFUSED_SPECS[refused])
+    related = related_gateway(gateway("gw", "infra", allowedNamespaces=["team-b"]))
+    result = sync_notebook(parent, running, related, NOW, TOKEN)
+    assert _granted(result) == ["token", "nb-gateway-kernels", *_CLIENT_LABELS]
+    assert identities(result["children"]) == observed_identities(running)
+    assert result["children"] == sorted(
+        (json.loads(c["metadata"]["annotations"][LAST_APPLIED]) for g in running.values() for c in g.values()),
+        key=lambda c: (c["kind"], c["metadata"]["name"]),
+    ), "kept exactly as applied"
+
+
+@pytest.mark.parametrize("gateway_auth", [{}, {"auth": {"mode": "none"}}], ids=["token-gateway", "open-gateway"])
+def test_a_notebook_without_authentication_gets_nothing_of_a_gateway(gateway_auth):
+    """auth.mode: disable would hand the gateway's token (or, with an open gateway, its kernels
+    as this notebook) to anyone on the pod network: refused at apply, and by the hook."""
+    disabled = {"auth": {"mode": "disable"}}
+    gw = gateway("gw", "infra", allowedNamespaces=["team-b"], **gateway_auth)
+    spec = {"gateway": {"name": "gw", "namespace": "infra"}, **disabled}
+    # The CRD's CEL rule (the API server names spec.auth.mode, its fieldPath: tests/e2e).
+    verdict = api_server_verdict("jupyternotebooks", {"metadata": {"name": "nb"}, "spec": spec})
+    assert verdict == [f"spec: {AUTH_DISABLED_WITH_GATEWAY}"], verdict
+    fresh = sync_notebook(notebook("nb", "team-b", **spec), {}, related_gateway(gw), NOW, TOKEN)
+    ready, gateway_ready = fresh["status"]["conditions"]
+    assert ready["reason"] == "InvalidSpec" and ready["message"].startswith("spec.auth.mode:"), ready
+    assert (gateway_ready["reason"], gateway_ready["status"]) == ("NotebookAuthDisabled", "False")
+    assert fresh["children"] == [] and GATEWAY_TOKEN not in json.dumps(fresh)
+    # A running notebook switched to it: kept, minus every grant.
+    parent, running = _cross_namespace_notebook(disabled, **gateway_auth)
+    result = sync_notebook(parent, running, related_gateway(gw), NOW, TOKEN)
+    assert result["status"]["conditions"][0]["message"].startswith("spec.auth.mode:")
+    assert _granted(result) == []
+    assert identities(result["children"]) == {i for i in observed_identities(running) if i[0] != "RoleBinding"}
+    # Without a gateway, authentication may still be off.
+    alone = sync_notebook(notebook("nb", "team-b", **disabled), {}, {}, NOW, TOKEN)
+    assert by_kind(alone["children"])["Secret"]["data"] == {"token": ""}
+
+
+# The running notebooks the property below starts from: the gateway in another namespace or the
+# notebook's own, with a workspace claim or a user's token Secret, before anything was revoked.
+_BASES = [
+    {},
+    {"workspace": {"size": "1Gi"}},
+    {"auth": {"secretRef": {"name": "mine"}}},
+    {"auth": {"passwordSecretRef": {"name": "pw"}}},
+]
+# The gateway's state now ("allowed" thrice: the cases where something must be kept).
+_GRANT_STATES = ["allowed"] * 3 + ["namespace-not-allowed", "gone", "token-missing", "open", "junk-spec"]
+
+
+def _running(gw_namespace: str, base: dict, role: str) -> dict:
+    ref = {"name": "gw", "namespace": gw_namespace}
+    gw = gateway("gw", gw_namespace, allowedNamespaces=["team-b"], clusterRole=role)
+    related = merged(related_gateway(gw), kernel_role(role), user_secret("pw", {"password": "pw"}, "team-b"))
+    result = sync_notebook(notebook("nb", "team-b", gateway=ref, **base), {}, related, NOW, TOKEN)
+    assert GATEWAY_TOKEN in _secret_text(result)
+    return observe(result["children"], NB_TYPES, AVAILABLE)
+
+
+@settings(
+    max_examples=int(os.environ.get("HOOK_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+@given(data=st.data())
+def test_no_spec_and_no_gateway_state_keeps_a_revoked_grant_or_loses_a_child(data):
+    """For any notebook spec (valid, refused, corrupted) and any state of its gateway, the
+    response holds the gateway's token, a kernel RoleBinding or the client labels only while the
+    gateway grants them, and a keep path loses no other child."""
+    gw_namespace = data.draw(st.sampled_from(["infra", "team-b"]))
+    role = data.draw(st.sampled_from(["jupyter-gateway-kernels", "kernels-b"]))
+    base = data.draw(st.sampled_from(_BASES))
+    running = _corrupt_objects(_running(gw_namespace, base, role), data.draw)
+    # The spec now: the one it ran with or one generated from the CRD, mostly pointed at the
+    # gateway, sometimes without authentication, sometimes corrupted.
+    spec = copy.deepcopy(data.draw(st.one_of(st.just(base), spec_strategy("jupyternotebooks"))))
+    if data.draw(st.sampled_from([True, True, True, False])):
+        spec["gateway"] = {"name": "gw", **({"namespace": gw_namespace} if gw_namespace != "team-b" else {})}
+    if data.draw(st.sampled_from([False, False, False, True])):
+        spec["auth"] = {**(spec.get("auth") or {}), "mode": "disable"}
+    spec = corrupted(spec, data.draw)
+    # The gateway now, and the approval of the roles.
+    state = data.draw(st.sampled_from(_GRANT_STATES))
+    allowed = ["team-c"] if state == "namespace-not-allowed" else ["team-b"]
+    gw_spec = {"allowedNamespaces": allowed, "clusterRole": data.draw(st.sampled_from([role, "other"]))}
+    if state == "open":
+        gw_spec["auth"] = {"mode": "none"}
+    if state == "junk-spec":
+        gw_spec = data.draw(_junk)
+    gw = {**gateway("gw", gw_namespace), "spec": gw_spec}
+    related = related_gateway(
+        None if state == "gone" else gw, token=None if state == "token-missing" else GATEWAY_TOKEN
+    )
+    approved = {r for r in (role, "other", "jupyter-gateway-kernels") if data.draw(st.booleans())}
+    related["ClusterRole.rbac.authorization.k8s.io/v1"] = {
+        r: kernel_role(r)["ClusterRole.rbac.authorization.k8s.io/v1"][r] for r in approved
+    }
+    related = merged(related, user_secret("pw", {"password": "pw"}, "team-b"))
+
+    result = sync_notebook({**notebook("nb", "team-b"), "spec": spec}, running, related, NOW, TOKEN)
+
+    # What the gateway grants, worked out here from the request alone.
+    named = isinstance(spec, dict) and isinstance(spec.get("gateway"), dict)
+    named = (
+        named and spec["gateway"].get("name") == "gw" and (spec["gateway"].get("namespace") or "team-b") == gw_namespace
+    )
+    auth = spec.get("auth") if isinstance(spec, dict) else None
+    allows = named and state != "gone" and not (isinstance(auth, dict) and auth.get("mode") == "disable")
+    allows = allows and (gw_namespace == "team-b" or (state != "namespace-not-allowed" and state != "junk-spec"))
+    token_allowed = allows and state not in ("token-missing", "open")
+    labels_allowed = allows and state != "token-missing"
+    assert token_allowed or not _holds_token(result)
+    for child in result["children"]:
+        if child["kind"] == "RoleBinding":
+            assert allows and child["roleRef"]["name"] in approved, child
+            assert child["subjects"] == [{"kind": "ServiceAccount", "name": "gw-gateway", "namespace": gw_namespace}]
+        if child["kind"] == "Deployment" and not labels_allowed:
+            labels = ch.as_dict(ch.as_dict(ch.as_dict(child.get("spec")).get("template")).get("metadata")).get("labels")
+            assert not set(_CLIENT_LABELS) & set(ch.as_dict(labels)), child
+    ready = result["status"]["conditions"][0]
+    if ready["reason"] in KEEP_REASONS | {"KernelRoleNotAllowed"}:
+        revocable = {i for i in _observed(running) if i[0] == "RoleBinding"}
+        assert _observed(running) - revocable <= identities(result["children"]), ready

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hooks.gateway import CLUSTER_ROLES
 from hooks.kernelspecs import WORKSPACE_DIR
 from hooks.notebook import sync_notebook
 from tests.builders import (
@@ -15,6 +16,7 @@ from tests.builders import (
     child_types,
     env_of,
     gateway,
+    kernel_role,
     notebook,
     observe,
     related_gateway,
@@ -191,3 +193,16 @@ def test_kernel_resources_beyond_the_default_profile_are_reported_on_the_noteboo
     )
     assert fit({"limits": {"nvidia.com/gpu": 1}}, gpus)["status"] == "True"
     assert fit({"requests": {"cpu": -1}})["message"].endswith("is not a positive quantity")
+
+
+def test_a_role_that_loses_its_approval_unbinds_the_notebooks_kernels_and_keeps_the_rest():
+    """Issue 15: the kernel ClusterRole loses its approval label (or disappears) while the notebook
+    runs; the KernelRoleNotAllowed keep path must not keep the RoleBinding to it."""
+    parent = notebook("alice", "team-a", gateway=REF)
+    running = observe(sync(parent)["children"], TYPES)
+    assert "RoleBinding" in by_kind(sync(parent, running)["children"])
+    for roles in (kernel_role(allowed=False), {CLUSTER_ROLES: {}}):
+        result = sync(parent, running, {**related_gateway(SHARED), **roles})
+        ready = next(c for c in result["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] == "KernelRoleNotAllowed", ready
+        assert sorted(c["kind"] for c in result["children"]) == ["ConfigMap", "Deployment", "Secret", "Service"]

@@ -1,12 +1,15 @@
 """Test-only: what a pod gives Enterprise Gateway, for a process that runs outside a pod.
 
 1. In-cluster configuration (LOCALRUN_INCLUSTER_DIR). EG's KubernetesProcessProxy calls
-   kubernetes.config.load_incluster_config() at import, and launch_kubernetes.py (its
-   subprocess) does too when KUBERNETES_SERVICE_HOST is set. In a pod the kubelet mounts the
-   ServiceAccount token and the cluster CA at /var/run/secrets/kubernetes.io/serviceaccount/.
-   Here the test writes a real token of the gateway's ServiceAccount (TokenRequest API) and
-   the local API server's CA to that directory, and this file points the client's two file
-   names there.
+   kubernetes.config.load_incluster_config() at import. In a pod the kubelet mounts the
+   ServiceAccount token and the cluster CA at /var/run/secrets/kubernetes.io/serviceaccount/
+   and sets KUBERNETES_SERVICE_HOST/PORT. Here the test writes a real token of the gateway's
+   ServiceAccount (TokenRequest API) and the local API server's CA to that directory, and this
+   file points the client's two file names there and reads the API server's address from
+   LOCALRUN_KUBERNETES_SERVICE_HOST/PORT. Not from KUBERNETES_SERVICE_*: EG copies those into
+   the environment of launch_kubernetes.py, which would then load the in-cluster configuration
+   too, and the kernel guard gives the launcher no PYTHONPATH to find this file. Outside the
+   cluster EG copies KUBECONFIG instead, which the test points at the same token and CA.
 2. Mounts over the image's Python prefix (LOCALRUN_HIDDEN_JUPYTER_PATH, os.pathsep-separated).
    The gateway pod mounts an empty directory over /opt/conda/share/jupyter/kernels, the image
    interpreter's kernelspecs; locally that interpreter is the shared EG venv, which cannot be
@@ -24,6 +27,8 @@ if _dir:
 
     incluster_config.SERVICE_TOKEN_FILENAME = os.path.join(_dir, "token")
     incluster_config.SERVICE_CERT_FILENAME = os.path.join(_dir, "ca.crt")
+    incluster_config.SERVICE_HOST_ENV_NAME = "LOCALRUN_KUBERNETES_SERVICE_HOST"
+    incluster_config.SERVICE_PORT_ENV_NAME = "LOCALRUN_KUBERNETES_SERVICE_PORT"
 
 _hidden = [p for p in os.environ.get("LOCALRUN_HIDDEN_JUPYTER_PATH", "").split(os.pathsep) if p]
 if _hidden:
