@@ -23,22 +23,11 @@ import stack as ks  # noqa: E402
 from controlplane import wait_for  # noqa: E402
 from kubeapi import KubeApi  # noqa: E402
 from node import IMAGES_DIR, NodeCluster  # noqa: E402
+from test_kernel_pods import GATEWAY_SPEC  # noqa: E402  (tests/kernels' gateway: culls after 4 s idle)
 
 pytestmark = [pytest.mark.node]
 
-CULL_IDLE, CULL_INTERVAL = 4, 1
-GATEWAY_SPEC = {
-    "cullIdleTimeout": CULL_IDLE,
-    "cullInterval": CULL_INTERVAL,
-    "allowedNamespaces": [ks.NOTEBOOK_NS],
-    "kernelLaunchTimeout": 60,
-    "kernelProfiles": [
-        {"name": "python_kubernetes", "displayName": "Python", "image": ks.KERNEL_IMAGE,
-         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
-         "maxResources": {"cpu": "1", "memory": "1Gi"}},
-    ],
-}  # fmt: skip
-NOTEBOOK_SPEC = {"gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS}}
+NOTEBOOK_SPEC = {"gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS}}  # no workspace: no PV here yet
 IMAGES = ("pause", "enterprise-gateway", "kernel-py", "base-notebook")
 
 
