@@ -692,6 +692,29 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
             what=f"{resource}={count} allocatable on {self.node_name}",
         )
 
+    def local_volume(self, name: str, size: str) -> Path:
+        """A `local` PersistentVolume on this node (a directory under the node's), for any claim
+        without a storage class that fits; the kubelet gives it the pod's fsGroup."""
+        path = self.node_dir / "volumes" / name
+        path.mkdir(parents=True, exist_ok=True)
+        on_node = {"key": "kubernetes.io/hostname", "operator": "In", "values": [self.node_name]}
+        self.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": name},
+                "spec": {
+                    "capacity": {"storage": size},
+                    "accessModes": ["ReadWriteOnce", "ReadWriteMany"],
+                    "persistentVolumeReclaimPolicy": "Retain",
+                    "storageClassName": "",
+                    "local": {"path": str(path)},
+                    "nodeAffinity": {"required": {"nodeSelectorTerms": [{"matchExpressions": [on_node]}]}},
+                },
+            }
+        )
+        return path
+
     def pod(self, namespace: str, name: str) -> dict:
         return self.kubectl_json("get", "pod", name, "-n", namespace)
 

@@ -1,7 +1,8 @@
 """Kernel pods on the real node (the start of moving tests/kernels off its fake node): the gateway
 and notebook the hooks render run as pods from the images of .cache/images; a session opened on the
 notebook's Jupyter Server makes Enterprise Gateway create the kernel pod in the notebook's namespace,
-the kubelet runs it, `1+1` answers 2, and EG's culling deletes the pod."""
+the kubelet runs it, `1+1` answers 2, a file saved through the notebook is what the kernel opens
+(one local PersistentVolume mounted in both pods), and EG's culling deletes the pod."""
 
 from __future__ import annotations
 
@@ -23,11 +24,10 @@ import stack as ks  # noqa: E402
 from controlplane import wait_for  # noqa: E402
 from kubeapi import KubeApi  # noqa: E402
 from node import IMAGES_DIR, NodeCluster  # noqa: E402
-from test_kernel_pods import GATEWAY_SPEC  # noqa: E402  (tests/kernels' gateway: culls after 4 s idle)
+from test_kernel_pods import GATEWAY_SPEC, NOTEBOOK_SPEC  # noqa: E402  (culls after 4 s idle; a 1Gi workspace)
 
 pytestmark = [pytest.mark.node]
 
-NOTEBOOK_SPEC = {"gateway": {"name": ks.GATEWAY, "namespace": ks.GATEWAY_NS}}  # no workspace: no PV here yet
 IMAGES = ("pause", "enterprise-gateway", "kernel-py", "base-notebook")
 
 
@@ -52,6 +52,7 @@ class NodeKernelStack(ks.KernelStack):
         self.cp.start()
         self.api = KubeApi(self.cp.server, self.cp.ssl_context())
         self._install()
+        self.workspace = self.cp.local_volume("workspace", NOTEBOOK_SPEC["workspace"]["size"])
         self._render_and_apply()
         for children, ns in ((self.gateway_children, ks.GATEWAY_NS), (self.notebook_children, ks.NOTEBOOK_NS)):
             name = self.deployment(children)["metadata"]["name"]
@@ -96,7 +97,14 @@ def test_notebook_kernel_runs_in_a_pod_on_the_node_and_is_culled(kernel_stack: N
     assert pod["status"]["phase"] == "Running"
     with lr.KernelWS(st.jupyter.url, kernel_id, st.jupyter.token, timeout=60) as ws:
         out = ws.execute("1+1", timeout=60)
-    assert out["result"] == "2", out
+        assert out["result"] == "2", out
+        # the workspace: one local PersistentVolume, written by the notebook, read by the kernel
+        text = f"written through the contents API at {time.time()}"
+        saved = {"type": "file", "format": "text", "content": text}
+        status, model = st.jupyter.api("PUT", "/api/contents/shared.txt", saved)
+        assert status in (200, 201), model
+        assert ws.execute("print(open('shared.txt').read(), end='')", timeout=30)["stdout"] == text
+    assert (st.workspace / "shared.txt").read_text() == text
     idle = time.monotonic()
     wait_for(lambda: st.kernel_pod(kernel_id) is None, timeout=90, what="EG to cull the idle kernel's pod")
     figures["kernel_idle_to_pod_gone_s"] = round(time.monotonic() - idle, 1)
