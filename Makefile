@@ -8,7 +8,7 @@ PORT ?= 8080
 PYTEST_ARGS ?=
 
 .PHONY: run test unit integration kernels e2e e2e-bins e2e-metacontroller bench bench-abuse bench-scale up down \
-	metacontroller-given lint crds render clean system-deps runtimes images image-deps images-test
+	metacontroller-given lint crds render clean system-deps runtimes images image-deps images-test node node-deps
 
 # Set-up output goes to stderr, so that `make render > children.yaml` holds only YAML.
 $(BIN)/python:
@@ -46,6 +46,13 @@ images: image-deps
 images-test: images $(VENV)/.installed
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/images $(PYTEST_ARGS)
 
+## node-deps: Debian's containerd, runc, CNI plugins, iptables, conntrack, busybox-static (the real node; root)
+NODE_PACKAGES := containerd runc containernetworking-plugins iptables conntrack busybox-static
+node-deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "node-deps: not root, so no real node: tests/node will be left out" >&2; \
+	elif ! dpkg -s $(NODE_PACKAGES) >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(NODE_PACKAGES) >&2; fi
+
 ## runtimes: Enterprise Gateway 3.3 and Jupyter Server 2.21 venvs, Debian's chromium (integration tests)
 runtimes:
 	bash tests/integration/provision.sh
@@ -58,12 +65,12 @@ run: $(VENV)/.runtime
 # release's binary and CRD manifest; otherwise pytest leaves them out and prints how many (see README).
 export METACONTROLLER_BIN METACONTROLLER_CRDS
 
-## e2e-bins: build kube-apiserver, kube-controller-manager, kubectl and etcd (cold: ~7 min, with progress)
+## e2e-bins: build kube-apiserver, kube-controller-manager, kubectl, kubelet, kube-scheduler, kube-proxy and etcd (with progress)
 e2e-bins:
 	bash tests/e2e/build.sh
 
 ## test: lint, then every test suite
-test: lint system-deps runtimes image-deps $(VENV)/.installed .cache/bin/psacheck e2e-bins
+test: lint system-deps node-deps runtimes images $(VENV)/.installed .cache/bin/psacheck e2e-bins
 	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## integration: the rendered gateway and notebook as real local processes, and a real browser
@@ -77,6 +84,10 @@ kernels: runtimes $(VENV)/.installed e2e-bins
 ## e2e: our manifests and hooks' output on a real kube-apiserver and kube-controller-manager
 e2e: $(VENV)/.installed e2e-bins
 	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+## node: pods on a real node (containerd, kubelet, kube-scheduler, kube-proxy; root with CAP_SYS_ADMIN, CAP_NET_ADMIN)
+node: node-deps $(VENV)/.installed e2e-bins
+	E2E_SKIP_BUILD=1 PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/node $(PYTEST_ARGS)
 
 ## e2e-metacontroller: the Metacontroller scenarios only (METACONTROLLER_BIN=... METACONTROLLER_CRDS=...)
 e2e-metacontroller: $(VENV)/.installed e2e-bins

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real control-plane binaries for the e2e tests from pinned Go modules:
-#   kube-apiserver, kube-controller-manager, kubectl  (tests/e2e/k8s/go.mod)
-#   etcd                                              (tests/e2e/etcd/go.mod)
+#   kube-apiserver, kube-controller-manager, kubectl,  (tests/e2e/k8s/go.mod)
+#   and for the real node: kubelet, kube-scheduler, kube-proxy
+#   etcd                                               (tests/e2e/etcd/go.mod)
 # into .cache/e2e/bin. Idempotent: a binary whose stamp (hash of its module's
 # go.mod + go.sum) is unchanged is not rebuilt. Set E2E_FORCE_BUILD=1 to rebuild.
 # Metacontroller is not built here: the scenarios that need it take the upstream release's
@@ -19,7 +20,8 @@ K8S_VERSION="$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$H
 failed=()
 
 # `go build -v` names each package it compiles: print a count every 200 of them (a cold
-# Kubernetes build compiles about 2,500 on 2 cores in ~7 minutes) and pass anything else through.
+# control-plane build compiles about 2,500 on 2 cores in ~7 minutes; kubelet, kube-scheduler
+# and kube-proxy add ~6 more) and pass anything else through.
 progress() { # label
   local n=0 line start=$SECONDS
   while IFS= read -r line; do
@@ -84,7 +86,10 @@ build etcd "" etcd=go.etcd.io/etcd/server/v3
 build k8s "$K8S_LDFLAGS" \
   kube-apiserver=k8s.io/kubernetes/cmd/kube-apiserver \
   kube-controller-manager=k8s.io/kubernetes/cmd/kube-controller-manager \
-  kubectl=k8s.io/kubernetes/cmd/kubectl
+  kubectl=k8s.io/kubernetes/cmd/kubectl \
+  kubelet=k8s.io/kubernetes/cmd/kubelet \
+  kube-scheduler=k8s.io/kubernetes/cmd/kube-scheduler \
+  kube-proxy=k8s.io/kubernetes/cmd/kube-proxy
 if ((${#failed[@]})); then
   echo "build.sh: FAILED: ${failed[*]}" >&2
   exit 1

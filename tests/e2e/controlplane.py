@@ -137,10 +137,14 @@ class ControlPlane:
         extra_controllers: Sequence[str] = (),
         apiserver_args: Sequence[str] = (),
         controllers: Sequence[str] = DEFAULT_CONTROLLERS,
+        address: str = "127.0.0.1",
     ) -> None:
         """extra_controllers: more kube-controller-manager controllers (e.g. resourcequota-controller);
-        controllers: the base set (the scale benchmark drops the deployment and replicaset ones)."""
+        controllers: the base set (the scale benchmark drops the deployment and replicaset ones);
+        address: where kube-apiserver listens and what it advertises (a real node's pods need an
+        address they can reach, tests/e2e/node.py)."""
         self.workdir = Path(workdir).resolve()
+        self.address = address
         self.apiserver_args = list(apiserver_args)
         self.controllers = list(controllers)
         self.bin_dir = Path(bin_dir)
@@ -250,6 +254,7 @@ class ControlPlane:
         sans = ",".join(
             [
                 "IP:127.0.0.1",
+                f"IP:{self.address}",
                 "IP:10.96.0.1",
                 "DNS:localhost",
                 "DNS:kubernetes",
@@ -263,25 +268,31 @@ class ControlPlane:
             "admin": ("/O=system:masters/CN=e2e-admin", "extendedKeyUsage=clientAuth"),
         }
         for name, (subj, ext) in certs.items():
-            (self.pki / f"{name}.ext").write_text(ext + "\n")
-            o("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subj)
-            o(
-                "x509",
-                "-req",
-                "-in",
-                f"{name}.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                f"{name}.crt",
-                "-days",
-                "30",
-                "-extfile",
-                f"{name}.ext",
-            )
+            self.issue_cert(name, subj, ext)
+
+    def issue_cert(self, name: str, subject: str, extensions: str) -> tuple[Path, Path]:
+        """A key and a certificate signed by the cluster CA: pki/<name>.crt and pki/<name>.key."""
+        o = self._openssl
+        (self.pki / f"{name}.ext").write_text(extensions + "\n")
+        o("req", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", subject)
+        o(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "30",
+            "-extfile",
+            f"{name}.ext",
+        )
+        return self.pki / f"{name}.crt", self.pki / f"{name}.key"
 
     def ssl_context(self) -> ssl.SSLContext:
         """TLS context trusting the cluster CA and presenting the admin client certificate."""
@@ -325,15 +336,15 @@ class ControlPlane:
 
     def _start_apiserver(self) -> None:
         self.apiserver_port = free_port()
-        self.server = f"https://127.0.0.1:{self.apiserver_port}"
+        self.server = f"https://{self.address}:{self.apiserver_port}"
         pki = self.pki
         proc = self._spawn(
             "kube-apiserver",
             [
                 self.binary("kube-apiserver"),
                 f"--etcd-servers={self.etcd_url}",
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
+                f"--bind-address={self.address}",
+                f"--advertise-address={self.address}",
                 f"--secure-port={self.apiserver_port}",
                 f"--cert-dir={self.workdir / 'apiserver-certs'}",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",

@@ -1,13 +1,18 @@
-"""`make up` / `make down`: the operator on a local control plane, to look at and poke.
+"""`make up` / `make down`: the operator on a local single-node cluster, to look at and poke.
 
-    python tests/e2e/localcluster.py up      # etcd, kube-apiserver, kube-controller-manager,
+    python tests/e2e/localcluster.py up      # etcd, kube-apiserver, kube-controller-manager, and where
+                                             # the machine allows (tests/e2e/node.py) a real node:
+                                             # kube-scheduler, containerd, CNI, kubelet, kube-proxy;
                                              # the hook server and Metacontroller; samples applied
-    python tests/e2e/localcluster.py down    # stops exactly the processes `up` started
+    python tests/e2e/localcluster.py down    # stops exactly the processes `up` started, deletes the
+                                             # pods first and undoes the node's host changes
 
 Metacontroller is the upstream release binary named by $METACONTROLLER_BIN (CRDs from
 $METACONTROLLER_CRDS), run with the flags of manifests/metacontroller-install/flags.yaml.
 State (certs, kubeconfig, etcd data, logs, the PID file) lives in $UP_STATE_DIR or .cache/up/.
-There is no kubelet and no scheduler: pods are API objects that stay Pending.
+Images come from .cache/images/*.tar (`make images`); the node advertises $UP_GPUS (default 1)
+nvidia.com/gpu. Where the machine cannot run a node (not root, ...), `up` says what is missing and
+runs the control plane alone: pods are then API objects that stay Pending.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from controlplane import (
     wait_for,
 )
 from hookserver import AUTH_SECRET, HookServer, hook_token, overlay
+from node import IMAGES_DIR, POD_MAKERS, NodeCluster, can_run_node
 
 STATE = Path(os.environ.get("UP_STATE_DIR") or REPO_ROOT / ".cache" / "up").resolve()
 PIDS = STATE / "pids.json"
@@ -73,13 +79,30 @@ def up() -> int:
         print(f"make up: already running (PIDs in {PIDS}); `make down` first.")
         return 1
     workdir = STATE / "cluster"
+    stale = NodeCluster.left_behind(workdir)
+    if stale:  # a previous node whose processes are gone but whose host changes are not
+        print("make up: undoing the host changes of a node that was not taken down ...", flush=True)
+        stale.sweep_host()
     shutil.rmtree(workdir, ignore_errors=True)  # the previous run's cluster: a fresh one each time
-    cp = ControlPlane(workdir)
+    missing = can_run_node()
+    if missing:
+        print("make up: NO NODE on this machine (pods will stay Pending); it lacks:", flush=True)
+        print("  - " + "\n  - ".join(missing), flush=True)
+    cp = ControlPlane(workdir) if missing else NodeCluster(workdir, gpus=int(os.environ.get("UP_GPUS", 1)))
     hooks = None
     started = time.monotonic()
     try:
-        print("make up: starting etcd, kube-apiserver and kube-controller-manager ...", flush=True)
+        if missing:
+            print("make up: starting etcd, kube-apiserver and kube-controller-manager ...", flush=True)
+        else:
+            print("make up: starting the control plane and a node (containerd, kubelet, kube-proxy) ...", flush=True)
         cp.start()
+        if not missing:
+            print(
+                f"make up: node {cp.node_name} Ready after {cp.timings['node_ready_s']:.0f}s "
+                f"(of which {cp.timings['images_import_s']:.0f}s importing {IMAGES_DIR}/*.tar)",
+                flush=True,
+            )
         cp.apply_metacontroller_crds()
         token = hook_token(cp, cp.workdir)
         hooks = HookServer(cp.workdir, port=int(os.environ.get("HOOKS_PORT", 0)), access_log=False, token_file=token)
@@ -101,46 +124,71 @@ def up() -> int:
         cp.kubectl("apply", "-f", str(SAMPLES / "jupytergateway-sample.yaml"))
         cp.kubectl("apply", "-f", str(SAMPLES / "jupyternotebook-sample.yaml"))
         wait_for(
-            lambda: (
-                "GatewayNotReady"
-                in cp.kubectl(
-                    "get", "jupyternotebook", "jupyternotebook-sample", "-o", "jsonpath={.status.conditions}"
-                ).stdout
-            ),
+            lambda: cp.kubectl(
+                "get", "jupyternotebook", "jupyternotebook-sample", "-o", "jsonpath={.status.conditions}"
+            ).stdout.strip(),
             timeout=120,
             what="the sample notebook's status",
         )
     except BaseException as exc:
         if hooks is not None:
             hooks.stop()
-        cp.stop()
+        try:
+            cp.stop()
+        except ControlPlaneError as teardown:
+            print(f"make up: {teardown}", file=sys.stderr)
         PIDS.unlink(missing_ok=True)
         print(f"make up: FAILED, everything stopped ({exc}); logs in {cp.workdir}", file=sys.stderr)
         return 1
     print(f"\nmake up: ready in {time.monotonic() - started:.0f}s. The samples are applied:\n")
     print(cp.kubectl("get", "jupyter").stdout)
-    print("No kubelet runs here: pods stay Pending, so READY stays False. To use the cluster:\n")
+    if missing:
+        print("No node runs here: pods stay Pending, so READY stays False. To use the cluster:\n")
+    else:
+        print(cp.kubectl("get", "pods", "-A", "-o", "wide").stdout)
+        print("Pods run on the node; `kubectl get pods -A -w` to watch them. To use the cluster:\n")
     print(kubectl_hint(cp))
     print(f"\nKUBECONFIG={cp.kubeconfig}")
     return 0
 
 
+def stop(entry: dict) -> None:
+    """SIGTERM the recorded process, SIGKILL after 15 s; nothing if it is gone (or its PID reused)."""
+    if not running(entry):
+        return
+    os.kill(entry["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    while running(entry) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if running(entry):
+        os.kill(entry["pid"], signal.SIGKILL)
+    print(f"make down: stopped {entry['name']} (pid {entry['pid']})")
+
+
 def down() -> int:
     entries = recorded()
-    if not entries:
+    node = NodeCluster.left_behind(STATE / "cluster")
+    if not entries and not node:
         print("make down: nothing to stop")
         return 0
+    if node and any(e["name"] == "kubelet" and running(e) for e in entries):
+        for entry in entries:
+            if entry["name"] in POD_MAKERS:
+                stop(entry)
+        try:  # while the kubelet runs: containers stopped, volumes unmounted, CNI released its way
+            node.delete_all_pods()
+            print("make down: every pod deleted")
+        except Exception as exc:
+            print(f"make down: deleting the pods failed ({exc}); they are killed below", file=sys.stderr)
     for entry in reversed(entries):
-        if not running(entry):
-            continue
-        os.kill(entry["pid"], signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        while running(entry) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if running(entry):
-            os.kill(entry["pid"], signal.SIGKILL)
-        print(f"make down: stopped {entry['name']} (pid {entry['pid']})")
-    PIDS.unlink()
+        stop(entry)
+    PIDS.unlink(missing_ok=True)
+    if node:
+        problems = node.sweep_host()
+        if problems:
+            print("make down: " + "; ".join(problems), file=sys.stderr)
+            return 1
+        print("make down: the node's bridge, iptables chains, mounts, cgroups and sysctls undone")
     print(f"make down: done; logs kept in {STATE / 'cluster'}")
     return 0
 
