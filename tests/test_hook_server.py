@@ -53,7 +53,9 @@ def test_the_served_hooks_answer_and_count_their_calls(server):
         "finalizing": False,
     }
     response = httpx.post(f"{base}/sync/jupytergateway", content=json.dumps(request))
-    assert response.status_code == 200 and len(response.json()["children"]) == 8
+    # ServiceAccount, RoleBinding, three ConfigMaps (EG, kernelspecs, front door), the access
+    # ConfigMap, Secret, Deployment, Service, NetworkPolicy.
+    assert response.status_code == 200 and len(response.json()["children"]) == 10
     assert httpx.post(f"{base}/sync/jupytergateway", content=b"not json").status_code == 400
     metrics = httpx.get(f"{base}/metrics").text
     assert 'elastic_jupyter_hook_calls_total{code="200",hook="sync/jupytergateway"} 1.0' in metrics
