@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hooks import kernelspecs
+from hooks import gateway, kernelspecs
 from hooks.notebook import server_address
 from tests import eg_launcher
 from tests.integration.rendered import (
@@ -225,8 +225,9 @@ def test_gateway_version_runs_as_jovyan(archives, rootfs, scratch):
 def test_gateway_image_runs_the_rendered_gateway_pod(archives, rootfs, scratch):
     """The hooks' gateway pod in this image: its kernelspecs init container lays out our profile
     with the image's stock launcher; Enterprise Gateway starts with the rendered command, env and
-    mounts, requires the rendered token and serves exactly that kernelspec. (The other init
-    container, sweep-kernels, needs an API server: tests/kernels runs it.)"""
+    mounts on the pod's loopback port behind the front door, requires the rendered internal token
+    and serves exactly that kernelspec. (The front door and the other init container,
+    sweep-kernels, need an API server: tests/kernels and tests/node run them.)"""
     children = render_gateway(gateway_cr("gw", "team-a"))
     pod = children["Deployment"]["spec"]["template"]["spec"]
     security = pod["securityContext"]
@@ -244,7 +245,7 @@ def test_gateway_image_runs_the_rendered_gateway_pod(archives, rootfs, scratch):
     assert laid_out.read_bytes() == (root / kernelspecs.STOCK_LAUNCHER.lstrip("/")).read_bytes()
 
     container = next(c for c in pod["containers"] if c["name"] == "gateway")
-    gateway = oci.start(
+    eg = oci.start(
         root,
         container["command"],
         env={**env, **container_env(container)},
@@ -254,17 +255,17 @@ def test_gateway_image_runs_the_rendered_gateway_pod(archives, rootfs, scratch):
         log=scratch / "gateway.log",
     )
     try:
-        url = "http://127.0.0.1:8888/api/kernelspecs"
-        status, _ = wait_for("Enterprise Gateway answers", answers(gateway.pid, url), proc=gateway)
+        url = f"http://127.0.0.1:{gateway.INTERNAL_PORT}/api/kernelspecs"
+        status, _ = wait_for("Enterprise Gateway answers", answers(eg.pid, url), proc=eg)
         assert status in (401, 403), "the gateway answered without its token"
-        status, body = http_get(gateway.pid, url, secret_value(children))
+        status, body = http_get(eg.pid, url, secret_value(children))
         assert status == 200, body
         specs = json.loads(body)["kernelspecs"]
         assert sorted(specs) == [profile]
         argv = specs[profile]["spec"]["argv"]
         assert any(a.endswith("/scripts/launch_kubernetes.py") for a in argv), argv
     finally:
-        oci.stop(gateway)
+        oci.stop(eg)
 
 
 # --- kernel ---------------------------------------------------------------------------------

@@ -63,8 +63,9 @@ def render_notebook(
     if gateway is not None and "Secret" in gateway_children:
         secret = gateway_children["Secret"]
         related["Secret.v1"][f"{meta['namespace']}/{secret['metadata']['name']}"] = secret
-    role = gateway["spec"].get("clusterRole", "jupyter-gateway-kernels")
-    related[CLUSTER_ROLES] = {role: {"metadata": {"name": role, "labels": {KERNEL_ROLE_LABEL: "true"}}}}
+    if gateway is not None:
+        role = gateway["spec"].get("clusterRole", "jupyter-gateway-kernels")
+        related[CLUSTER_ROLES] = {role: {"metadata": {"name": role, "labels": {KERNEL_ROLE_LABEL: "true"}}}}
     result = sync_notebook(cr, {}, related, NOW, secrets.token_hex(24))
     assert result["children"], result["status"]
     return _by_kind(result["children"])
