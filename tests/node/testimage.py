@@ -10,7 +10,7 @@ from pathlib import Path
 from controlplane import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT / "images"))
-import ocipack  # noqa: E402
+import ocipack
 
 BUSYBOX = Path("/bin/busybox")
 TEST_IMAGE = "localhost/node-tests/busybox:1"
