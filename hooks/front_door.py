@@ -27,12 +27,14 @@ kernel pod template copies ``KERNEL_NOTEBOOK`` into a label).
     python front_door.py CONFIG.json
 
 Standard library and tornado (Enterprise Gateway's own dependency) only: it runs in the gateway
-image's interpreter. The hook ships this file's text in the gateway's ConfigMap. The functions
+image's interpreter. The hook ships this file's text, and kernel_notices.py's (why a kernel died,
+told on its websocket), in the gateway's front-door ConfigMap. The functions
 above ``FrontDoor`` are pure and unit-tested.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -42,6 +44,11 @@ import re
 import sys
 import time
 import urllib.parse
+
+try:
+    from . import kernel_notices  # imported from the hooks package (its unit tests)
+except ImportError:
+    import kernel_notices  # run as a script in the gateway pod: the file beside this one
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 NOTEBOOK_SUFFIX = "-notebook"
@@ -242,6 +249,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
     gateway_labels = dict(config["gateway_labels"])
     timeout = float(config.get("request_timeout", 120))
     owners: dict[str, tuple[str, str]] = {}
+    notices = kernel_notices.Notices()
     http = httpclient.AsyncHTTPClient()
     ca = os.path.join(sa_dir, "ca.crt")
 
@@ -389,6 +397,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
                 payload = json.dumps(own_kernels(listed, owners, self.me)).encode()
             elif res.code in (200, 204) and self.request.method == "DELETE":
                 owners.pop(kernel_id_of(self.request.path), None)
+                notices.forget(kernel_id_of(self.request.path))
             if res.code == 599:  # tornado's "no response": Enterprise Gateway is down or too slow
                 res.code, payload = 502, json.dumps({"message": "the gateway is not answering"}).encode()
             self.set_status(res.code)
@@ -413,13 +422,18 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
         patch = put = post
 
     class Channels(Base, websocket.WebSocketHandler):
-        """A kernel's websocket, relayed frame by frame to Enterprise Gateway."""
+        """A kernel's websocket, relayed frame by frame to Enterprise Gateway; when the kernel
+        died, the user is told why first (kernel_notices)."""
 
         upstream_ws = None
-        pending: list | None = None  # frames from the gateway before the client's side is open
+        # Frames from the gateway held back: before the client's side is open, or while the
+        # reason of a kernel's death is fetched (the notice goes before them, in order).
+        pending: list | None = None
+        telling = None  # the task fetching why the kernel died
 
         async def get(self, *args):
             self.pending = []
+            self.kernel_id = kernel_id_of(self.request.path)
             url = upstream.replace("http", "ws", 1) + self.request.uri
             request = httpclient.HTTPRequest(url, headers=upstream_auth())
             try:
@@ -431,21 +445,51 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             await super().get(*args)
 
         def open(self, *args):
-            for message in self.pending or []:
-                self.from_gateway(message)
-            self.pending = None
+            self.flush([])
 
-        def from_gateway(self, message):
-            if message is None:
-                self.close()
-                return
-            if self.pending is not None:
-                self.pending.append(message)
-                return
+        def flush(self, first: list) -> None:
+            held, self.pending = self.pending or [], None
+            for message in first:
+                self.send(message)
+            for message in held:
+                self.from_gateway(message)
+
+        def send(self, message) -> None:
             with contextlib.suppress(websocket.WebSocketClosedError):
                 self.write_message(message, binary=isinstance(message, bytes))
 
+        def from_gateway(self, message):
+            if self.pending is not None:
+                self.pending.append(message)
+                return
+            if message is None:
+                self.close()
+                return
+            state = notices.gateway_frame(self.kernel_id, message)
+            if state is None:
+                self.send(message)
+                return
+            self.pending = []
+            self.telling = asyncio.ensure_future(self.tell_why(state, message))
+
+        async def tell_why(self, state: str, status_frame) -> None:
+            """The notice of why the kernel died (EG's model has it as ``last_end``), then the status."""
+            notice = None
+            try:
+                path = f"/api/kernels/{urllib.parse.quote(self.kernel_id, safe='')}"
+                res = await http.fetch(upstream + path, headers=upstream_auth(), raise_error=False, request_timeout=5)
+                model = json.loads(res.body) if res.code == 200 else {}
+                notice = notices.died(self.kernel_id, state, model.get("last_end"), time.time())
+            except Exception as exc:  # the user still gets JupyterLab's own dialog
+                log.error("kernel %s: cannot read why it died: %s", self.kernel_id, exc)
+            if notice:
+                log.info("kernel %s %s: the user is told why", self.kernel_id, state)
+            self.flush([notice, status_frame] if notice else [status_frame])
+
         async def on_message(self, message):
+            notice = notices.client_frame(self.kernel_id, message)
+            if notice:
+                self.send(notice)
             if self.upstream_ws is not None:
                 await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
 

@@ -15,8 +15,9 @@ Children, all in the gateway's namespace:
                                    default), which only the front door sends: generated once
                                    and kept, or copied from spec.auth.secretRef; mounted as a
                                    configuration file
-  ConfigMap      <name>-gateway-front-door  front_door.py and its configuration: the container
-                                   on port 8888 that identifies every caller (see front_door)
+  ConfigMap      <name>-gateway-front-door  front_door.py, kernel_notices.py and their
+                                   configuration: the container on port 8888 that identifies
+                                   every caller and tells users why a kernel died
   ConfigMap      <name>-gateway-access  the namespaces allowed in, read by the front door at
                                    each request: a change applies without a restart
   NetworkPolicy  <name>-gateway    admits only the notebooks of the allowed namespaces (port
@@ -59,6 +60,7 @@ ALLOWED_FILE = "allowed-namespaces.json"
 # How long a TokenReview's answer is reused: a deleted ServiceAccount or pod still gets in this long.
 REVIEW_CACHE_SECONDS = 30
 _FRONT_DOOR = package_files.files(__package__).joinpath("front_door.py").read_text(encoding="utf-8")
+_KERNEL_NOTICES = package_files.files(__package__).joinpath("kernel_notices.py").read_text(encoding="utf-8")
 # The labels of Enterprise Gateway's stock kernel pods (kernel-pod.yaml.j2).
 KERNEL_POD_LABELS = {"app": "enterprise-gateway", "component": "kernel"}
 CLUSTER_ROLES = "ClusterRole.rbac.authorization.k8s.io/v1"
@@ -389,7 +391,11 @@ def _front_door_config_map(name: str, namespace: str, labels: dict, spec: Jupyte
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": _metadata(front_door_name(name), namespace, labels),
-        "data": {"front_door.py": _FRONT_DOOR, FRONT_DOOR_CONFIG: _json_text(config)},
+        "data": {
+            "front_door.py": _FRONT_DOOR,
+            "kernel_notices.py": _KERNEL_NOTICES,
+            FRONT_DOOR_CONFIG: _json_text(config),
+        },
     }
 
 

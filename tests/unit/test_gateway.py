@@ -432,6 +432,7 @@ def test_enterprise_gateway_listens_on_the_pods_loopback_behind_the_front_door()
     assert 8888 not in [p["containerPort"] for p in eg["ports"]]
     code = _named(result, "ConfigMap", "gw-gateway-front-door")["data"]
     assert code["front_door.py"] == (ROOT / "hooks" / "front_door.py").read_text(), "shipped verbatim"
+    assert code["kernel_notices.py"] == (ROOT / "hooks" / "kernel_notices.py").read_text(), "beside it"
     assert json.loads(code["front_door.json"]) == {
         "port": 8888,
         "upstream_port": 8889,
