@@ -104,6 +104,8 @@ def render_named(documents: list[tuple[str, dict]], allow_all: bool = False) -> 
 def _assumed(customized: dict, doc: dict, given: dict, allow_all: bool) -> dict:
     related: dict = {}
     for rule in customized["relatedResources"]:
+        if rule["resource"] == "pods":  # a notebook's kernel pods: none before its first sync
+            continue
         if rule["resource"] == "secrets" and "labelSelector" in rule:  # the gateway's token Secret
             owner = rule["labelSelector"]["matchLabels"]["kubeflow.tkestack.io/jupytergateway"]
             _assume(related, rule, auth_secret_name(owner), doc, given, allow_all)

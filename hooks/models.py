@@ -466,6 +466,27 @@ class JupyterGatewayStatus(_Status):
     token_secret: str | None = Field(None, description="Secret holding the token clients send (key: token).")
 
 
+class KernelEnd(_Spec):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(description="oom-killed, preempted, evicted, exited or deleted (culled, shut down).")
+    message: str = Field(description="Why, in the user's words.")
+    at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class KernelStatus(_Spec):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    profile: str = Field(description="The gateway's kernel profile (kernelspec).")
+    pod: str
+    phase: str = Field(description="The kernel pod's phase; Ended when the pod is gone.")
+    started: str = Field(json_schema_extra={"format": "date-time"})
+    waiting: str | None = Field(None, description="Why a Pending kernel pod does not run.")
+    last_end: KernelEnd | None = Field(None, description="Why the kernel's pod last ended, when not by its user.")
+
+
 class JupyterNotebookStatus(_Status):
+    kernels: list[KernelStatus] | None = Field(None, description="The notebook's kernels, from their pods.")
     gateway_url: str | None = Field(None, description="URL of the gateway the notebook uses.")
     token_secret: str | None = Field(None, description="Secret holding the access token (key: token).")

@@ -35,6 +35,7 @@ from . import children as ch
 from . import notebook_auth as auth
 from . import notebook_config as server_config
 from . import notebook_identity as identity
+from . import notebook_kernel_status as kernel_status
 from . import notebook_kernels as kernels
 from .gateway import gateway_url
 from .models import (
@@ -84,8 +85,9 @@ def notebook_url(name: str, namespace: str) -> str:
 
 def customize_notebook(parent: dict) -> dict:
     """Related resources: the JupyterGateway the notebook points at (hook v2: in any namespace),
-    the ClusterRoles approved for gateways, and the Secret spec.auth.passwordSecretRef names.
-    No Secret of the gateway: the notebook authenticates with its own ServiceAccount."""
+    the ClusterRoles approved for gateways, the Secret spec.auth.passwordSecretRef names and
+    the notebook's kernel pods (status.kernels). No Secret of the gateway: the notebook
+    authenticates with its own ServiceAccount."""
     spec = parent.get("spec")
     own = parent["metadata"].get("namespace") or "default"
     rules = auth.password_secret_rule(parent)
@@ -95,6 +97,7 @@ def customize_notebook(parent: dict) -> dict:
     name, namespace = ref
     gateways = {"apiVersion": API_VERSION, "resource": "jupytergateways", "namespace": namespace}
     rules += [kernels.approved_roles_rule(), {**gateways, "names": [name]}]
+    rules.append(kernel_status.related_rule(parent["metadata"]["name"], own, ref))
     return {"relatedResources": rules}
 
 
@@ -134,6 +137,8 @@ def sync_notebook(parent: dict, children: dict, related: dict, now: str, new_tok
     gateway_conds = [access.condition] if access.condition else []
     if access.ref:
         status["gatewayUrl"] = gateway_url(*access.ref)
+        before = ch.as_dict(parent.get("status")).get("kernels")
+        status["kernels"] = kernel_status.kernels(name, namespace, access.ref, related, before, now)
 
     def keep(reason: str, message: str) -> dict:
         ready = ch.condition("Ready", False, reason, message, previous, now)

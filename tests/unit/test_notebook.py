@@ -83,6 +83,19 @@ def test_customize_reads_the_gateway_in_its_namespace_or_the_notebooks():
                 "namespace": "default",
                 "names": ["gw"],
             },
+            {  # its kernel pods, in its own namespace only (status.kernels)
+                "apiVersion": "v1",
+                "resource": "pods",
+                "namespace": "team-a",
+                "labelSelector": {
+                    "matchLabels": {
+                        "component": "kernel",
+                        "kubeflow.tkestack.io/notebook": "nb",
+                        "kubeflow.tkestack.io/gateway-name": "gw",
+                        "kubeflow.tkestack.io/gateway-namespace": "default",
+                    }
+                },
+            },
         ]
     }
     local = customize_notebook(notebook(namespace="team-a", gateway={"name": "gw"}))
