@@ -213,6 +213,7 @@ def clean_up(state: dict) -> None:
     for kind in ("jupyternotebooks", "jupytergateways"):
         cp.kubectl("delete", kind, "--all", "-A", "--wait=true", "--timeout=60s")
     cp.kubectl("delete", "namespace", "-l", f"{SCENARIO_LABEL}=true", "--wait=true", "--timeout=90s")
+    cp.kubectl("delete", "pods", "-A", "-l", "component=kernel", "--wait=true", "--timeout=60s")  # test 9's
     cp.kubectl("delete", "clusterrole", "-l", f"{SCENARIO_LABEL}=true", "--wait=true")
     cp.kubectl("apply", "-f", str(KERNEL_ROLES))  # what Metacontroller may bind, as shipped
     wait_for(lambda: not owned_children(cp), timeout=90, what="garbage collection of every child")
@@ -749,3 +750,58 @@ def test_8_measure_apply_to_children(seed):
     if "seed: apply to all children" in state["timings"]:
         print(f"[e2e] seed scenario, apply to all children: {state['timings']['seed: apply to all children']:.2f}s")
     print(f"[e2e] hook calls served by the current hook server: {dict(state['hooks'].calls())}")
+
+
+def kernel_pod(name: str, kernel_id: str) -> dict:
+    """A kernel pod of the sample notebook, labelled as its gateway's front door and launcher make it."""
+    labels = {
+        "component": "kernel",
+        "kernel_id": kernel_id,
+        "kubeflow.tkestack.io/kernel-profile": "python_kubernetes",
+        "kubeflow.tkestack.io/notebook": NOTEBOOK,
+        "kubeflow.tkestack.io/gateway-name": GATEWAY,
+        "kubeflow.tkestack.io/gateway-namespace": "default",
+    }
+    security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True,
+                "runAsUser": 1000, "seccompProfile": {"type": "RuntimeDefault"}}  # fmt: skip
+    container = {"name": "kernel", "image": "elyra/kernel-py:3.3.0", "securityContext": security,
+                 "resources": {"limits": {"memory": "512Mi"}}}  # fmt: skip
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default", "labels": labels},
+            "spec": {"restartPolicy": "Never", "containers": [container]}}  # fmt: skip
+
+
+def test_9_the_notebooks_status_lists_its_kernels_and_why_they_ended(seed):
+    """Metacontroller hands the notebook's hook its kernel pods (a related resource it may only
+    read): status.kernels follows them, an OOMKilled pod's reason is kept after the pod is gone."""
+    state, _, _ = seed
+    cp = state["cp"]
+    kernels = lambda o: (o.get("status") or {}).get("kernels") or []  # noqa: E731
+    cp.apply(kernel_pod("kernel-a", "k-a"))
+    listed = wait_status(
+        cp, "the kernel listed", "jupyternotebook", NOTEBOOK,
+        predicate=lambda o: [(k["id"], k["phase"]) for k in kernels(o)] == [("k-a", "Pending")],
+    )  # fmt: skip
+    assert kernels(listed)[0]["profile"] == "python_kubernetes" and kernels(listed)[0]["pod"] == "kernel-a"
+    # What a kubelet reports for a kernel over its memory limit (no kubelet here: written as it would).
+    finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    terminated = {"reason": "OOMKilled", "exitCode": 137, "startedAt": finished, "finishedAt": finished}
+    status = {"status": {"phase": "Failed", "startTime": finished, "containerStatuses": [
+        {"name": "kernel", "image": "elyra/kernel-py:3.3.0", "imageID": "", "ready": False, "restartCount": 0,
+         "state": {"terminated": terminated}}]}}  # fmt: skip
+    cp.kubectl("patch", "pod", "kernel-a", "--subresource=status", "--type=merge", "-p", json.dumps(status))
+    ended = wait_status(
+        cp, "the kernel's OOMKilled end", "jupyternotebook", NOTEBOOK,
+        predicate=lambda o: [k.get("lastEnd", {}).get("reason") for k in kernels(o)] == ["oom-killed"],
+    )  # fmt: skip
+    assert kernels(ended)[0]["lastEnd"]["message"] == "out of memory: the kernel used more than its limit of 512Mi"
+    # Another notebook's or gateway's pod is not this notebook's kernel.
+    stranger = kernel_pod("kernel-b", "k-b")
+    stranger["metadata"]["labels"]["kubeflow.tkestack.io/notebook"] = "someone-else"
+    cp.apply(stranger)
+    cp.kubectl("delete", "pod", "kernel-a", "--wait=true")
+    gone = wait_status(
+        cp, "the kernel ended", "jupyternotebook", NOTEBOOK,
+        predicate=lambda o: [(k["id"], k["phase"]) for k in kernels(o)] == [("k-a", "Ended")],
+    )  # fmt: skip
+    assert kernels(gone)[0]["lastEnd"] == kernels(ended)[0]["lastEnd"]
+    cp.kubectl("delete", "pod", "kernel-b", "--wait=true")

@@ -105,6 +105,7 @@ def test_it_holds_nothing_beyond_its_controllers(as_metacontroller, verb, group,
         ("create", "rbac.authorization.k8s.io", "rolebindings", ""),
         ("delete", "apps", "deployments", ""),
         ("watch", "", "secrets", ""),
+        ("watch", "", "pods", ""),  # a notebook's kernel pods (status.kernels)
         ("list", "rbac.authorization.k8s.io", "clusterroles", ""),
         ("create", "", "events", ""),
         ("watch", "metacontroller.k8s.io", "compositecontrollers", ""),
