@@ -445,16 +445,16 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             await super().get(*args)
 
         def open(self, *args):
-            self.flush([])
+            self.release([])
 
-        def flush(self, first: list) -> None:
+        def release(self, first: list) -> None:
             held, self.pending = self.pending or [], None
             for message in first:
-                self.send(message)
+                self.relay(message)
             for message in held:
                 self.from_gateway(message)
 
-        def send(self, message) -> None:
+        def relay(self, message) -> None:
             with contextlib.suppress(websocket.WebSocketClosedError):
                 self.write_message(message, binary=isinstance(message, bytes))
 
@@ -467,7 +467,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
                 return
             state = notices.gateway_frame(self.kernel_id, message)
             if state is None:
-                self.send(message)
+                self.relay(message)
                 return
             self.pending = []
             self.telling = asyncio.ensure_future(self.tell_why(state, message))
@@ -484,12 +484,12 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
                 log.error("kernel %s: cannot read why it died: %s", self.kernel_id, exc)
             if notice:
                 log.info("kernel %s %s: the user is told why", self.kernel_id, state)
-            self.flush([notice, status_frame] if notice else [status_frame])
+            self.release([notice, status_frame] if notice else [status_frame])
 
         async def on_message(self, message):
             notice = notices.client_frame(self.kernel_id, message)
             if notice:
-                self.send(notice)
+                self.relay(notice)
             if self.upstream_ws is not None:
                 await self.upstream_ws.write_message(message, binary=isinstance(message, bytes))
 

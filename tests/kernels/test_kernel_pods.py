@@ -328,6 +328,46 @@ def test_a_kernel_whose_pod_ends_on_its_own_is_logged_counted_and_its_model_says
     wait_for(lambda: stack.kernel_pod(kernel["id"]) is None, timeout=30, what="the kernel pod's deletion")
 
 
+def stderr_of(ws: lr.KernelWS, msg_id: str, until: str, timeout: float) -> str:
+    """The stderr a cell prints (stream messages child of ``msg_id``) until it holds ``until``."""
+    text, deadline = "", time.monotonic() + timeout
+    while until not in text:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {until!r} in the cell's stderr within {timeout}s: {text!r}")
+        ws.ws.settimeout(max(0.1, deadline - time.monotonic()))
+        msg = json.loads(ws.ws.recv())
+        if (msg.get("parent_header") or {}).get("msg_id") == msg_id and msg.get("msg_type") == "stream":
+            text += msg["content"].get("text", "") if msg["content"].get("name") == "stderr" else ""
+    return text
+
+
+# The fake node reports the pod Failed with the container's exit code, as a kubelet would.
+DIES = "import os; os._exit(3)"
+DIED_SAYS = (
+    r"The kernel was restarted: the kernel process ended \(exited, exit code \d+\)\. "
+    r"Variables and imports from before are gone\.\n"
+)
+
+
+def test_the_cell_that_was_running_says_why_its_kernel_died(stack, figures):
+    """Item 2: through the notebook's Jupyter Server and the front door, the running cell's output
+    says why the kernel's pod ended, before the restart (hooks/kernel_notices.py)."""
+    body = {"path": "dies.ipynb", "type": "notebook", "name": "dies.ipynb", "kernel": {}}
+    status, session = stack.jupyter.api("POST", "/api/sessions", body, timeout=120)
+    assert status == 201, f"{status} {session}{failure(stack)}"
+    kernel_id = session["kernel"]["id"]
+    with lr.KernelWS(stack.jupyter.url, kernel_id, stack.jupyter.token, timeout=60) as ws:
+        assert ws.execute("1+1", timeout=60)["result"] == "2"
+        t0 = time.monotonic()
+        cell = ws.start(DIES)
+        said = stderr_of(ws, cell, "Variables and imports from before are gone.", timeout=90)
+        figures["died.cell_told_s"] = round(time.monotonic() - t0, 2)
+    figures["died.cell_stderr"] = said
+    assert re.fullmatch(DIED_SAYS, said), said
+    stack.jupyter.api("DELETE", f"/api/sessions/{session['id']}")
+    wait_for(lambda: stack.kernel_pod(kernel_id) is None, timeout=60, what="the kernel pod's deletion")
+
+
 def counters(stack: ks.KernelStack) -> dict[tuple, float]:
     """The gateway's kernel counters (hooks/kernel_metrics.py), scraped from its metrics port:
     {(name, profile, reason): value}."""
