@@ -114,6 +114,12 @@ class JupyterLab:
         text = "\n".join(t.strip() for t in outputs.all_inner_texts())
         return {"output": text, "prompt": prompt.inner_text().strip()}
 
+    def output_with(self, index: int, text: str) -> str:
+        """The output text of cell ``index`` once it holds ``text`` (the cell may never finish)."""
+        outputs = self.page.locator(f"{NOTEBOOK} .jp-Notebook .jp-Cell").nth(index).locator(".jp-OutputArea-output")
+        outputs.filter(has_text=text).first.wait_for(timeout=self.timeout_ms)
+        return "\n".join(t.strip() for t in outputs.all_inner_texts())
+
     def menu(self, top: str, item: str, *, accept: bool = False) -> None:
         """Click ``top`` > ``item`` in Lab's menu bar; ``accept`` the dialog that follows."""
         self.page.locator(".lm-MenuBar-itemLabel", has_text=top).first.click()

@@ -368,6 +368,28 @@ def test_the_cell_that_was_running_says_why_its_kernel_died(stack, figures):
     wait_for(lambda: stack.kernel_pod(kernel_id) is None, timeout=60, what="the kernel pod's deletion")
 
 
+def test_jupyterlab_shows_in_the_cell_why_the_kernel_died(stack, figures):
+    """The same in Chromium: the cell that was running when the kernel's pod ended shows why."""
+    from jupyterlab import JupyterLab
+
+    shot = ks.OUTPUT / "jupyterlab-kernel-died.png"
+    with JupyterLab(stack.jupyter.url, stack.jupyter.token, failure_shot=shot) as lab:
+        lab.new_notebook()
+        assert lab.run("1+1")["output"] == "2"
+        t0 = time.monotonic()
+        lab.run(DIES, wait=False)
+        text = lab.output_with(1, "Variables and imports from before are gone.")
+        figures["jupyterlab.died_cell_s"] = round(time.monotonic() - t0, 2)
+        lab.screenshot(shot)  # the cell's output, under Lab's own "Kernel Restarting" dialog
+        dialog = lab.page.locator(".jp-Dialog")
+        if dialog.count():
+            dialog.locator(".jp-mod-accept").click()
+            dialog.wait_for(state="detached")
+        lab.close_and_shut_down()
+    figures["jupyterlab.died_cell"] = text
+    assert re.fullmatch(DIED_SAYS, text + "\n"), text
+
+
 def counters(stack: ks.KernelStack) -> dict[tuple, float]:
     """The gateway's kernel counters (hooks/kernel_metrics.py), scraped from its metrics port:
     {(name, profile, reason): value}."""
