@@ -45,6 +45,8 @@ def _header(message: dict) -> dict:
 
 def died_state(frame) -> str | None:
     """``restarting`` or ``dead`` when ``frame`` (from the gateway) says the kernel died, else None."""
+    if not isinstance(frame, str) or ('"restarting"' not in frame and '"dead"' not in frame):
+        return None  # most frames: not parsed (outputs can be megabytes)
     message = _message(frame)
     if message is None or message.get("channel") != "iopub" or _header(message).get("msg_type") != "status":
         return None
@@ -55,6 +57,8 @@ def died_state(frame) -> str | None:
 
 def execute_request(frame) -> dict | None:
     """The header of a client's ``execute_request`` (the cell being run), else None."""
+    if not isinstance(frame, str) or '"execute_request"' not in frame:
+        return None
     message = _message(frame)
     if message is None or message.get("channel") != "shell":
         return None
@@ -66,6 +70,8 @@ def execute_request(frame) -> dict | None:
 
 def execute_reply_to(frame) -> str | None:
     """The msg_id of the request a gateway's ``execute_reply`` answers (the cell is done), else None."""
+    if not isinstance(frame, str) or '"execute_reply"' not in frame:
+        return None
     message = _message(frame)
     if message is None or message.get("channel") != "shell" or _header(message).get("msg_type") != "execute_reply":
         return None
