@@ -77,8 +77,8 @@ test: lint system-deps node-deps runtimes images $(VENV)/.installed .cache/bin/p
 integration: runtimes $(VENV)/.installed e2e-bins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/integration $(PYTEST_ARGS)
 
-## kernels: kernel pods created, run (fake node) and culled by a real Enterprise Gateway on a real API server
-kernels: runtimes $(VENV)/.installed e2e-bins
+## kernels: kernel pods created by a real Enterprise Gateway, run on the real node (kubelet, containerd) and culled
+kernels: node-deps images runtimes $(VENV)/.installed e2e-bins
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest tests/kernels $(PYTEST_ARGS)
 
 ## e2e: our manifests and hooks' output on a real kube-apiserver and kube-controller-manager

@@ -454,6 +454,7 @@ def _deployment(
             spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES
         ),
         "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *parts["mounts"]],
+        "lifecycle": parts["lifecycle"],
         "startupProbe": _loopback_probe(period=2, failures=60),
         "livenessProbe": _loopback_probe(period=20, failures=3),
     }

@@ -3,8 +3,10 @@
 Enterprise Gateway keeps its kernels in memory. On SIGTERM it shuts every kernel down
 (``EnterpriseGatewayApp.shutdown``), but a gateway that is killed (OOM, node loss, a grace
 period too short for its kernels) leaves their pods running, and no gateway would ever cull
-them. The gateway Deployment runs this file as an init container (Recreate: the old gateway
-is gone by then), with the gateway's ServiceAccount:
+them. The gateway container runs this file as its postStart hook, at each of its starts (a
+new pod after a Recreate rollout, when the old gateway is gone; the kubelet's restart of a
+crashed one in the same pod), before its readiness checks and so before any client reaches
+it, with the gateway's ServiceAccount:
 
     python kernel_sweep.py SWEEP.json
 

@@ -294,13 +294,11 @@ def gateway_pod_parts(name: str, image: str) -> dict:
             {"name": "kernelspecs", "mountPath": INSTALL_DIR},
         ],
     }
-    sweeper = {
-        "name": "sweep-kernels",
-        "image": image,
-        "command": ["python", f"{SOURCE_DIR}/kernel_sweep.py", f"{SOURCE_DIR}/sweep.json"],
-        "resources": {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "volumeMounts": [{"name": "kernelspecs-source", "mountPath": SOURCE_DIR, "readOnly": True}],
-    }
+    # The orphan sweep runs at every start of the gateway container, not only a new pod's: a
+    # crashed EG (OOM, liveness) is restarted by the kubelet in the same pod, without init
+    # containers, and its predecessor's kernel pods would be left that no gateway culls. The
+    # kubelet starts the container's readiness checks (so its Service) after this hook ends.
+    sweep = {"exec": {"command": ["python", f"{PYTHON_PATH_DIR}/kernel_sweep.py", f"{PYTHON_PATH_DIR}/sweep.json"]}}
     volumes = [
         {"name": "kernelspecs-source", "configMap": {"name": config_map_name(name)}},
         {"name": "kernelspecs", "emptyDir": {}},
@@ -312,7 +310,7 @@ def gateway_pod_parts(name: str, image: str) -> dict:
                 "name": config_map_name(name),
                 "items": [
                     {"key": "no_ipykernel.py", "path": "ipykernel/__init__.py"},
-                    *({"key": name, "path": name} for name in PROXY_MODULES),
+                    *({"key": name, "path": name} for name in (*PROXY_MODULES, "kernel_sweep.py", "sweep.json")),
                 ],
             },
         },
@@ -336,7 +334,8 @@ def gateway_pod_parts(name: str, image: str) -> dict:
         # kernel_guard.py keeps it inside the workspace.
         {"name": "EG_MIRROR_WORKING_DIRS", "value": "True"},
     ]
-    return {"initContainers": [sweeper, installer], "volumes": volumes, "mounts": mounts, "env": env}
+    lifecycle = {"postStart": sweep}
+    return {"initContainers": [installer], "volumes": volumes, "mounts": mounts, "env": env, "lifecycle": lifecycle}
 
 
 def _sweep(name: str, namespace: str, spec: JupyterGatewaySpec) -> dict:

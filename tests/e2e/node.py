@@ -213,9 +213,11 @@ class NodeCluster(ControlPlane):
         images: Iterable[Path] = (),
         cached: Sequence[str] | None = None,
         gpus: int = 0,
+        kubelet_config: dict | None = None,
     ) -> None:
         """images: OCI archives to import besides IMAGES_DIR's; cached: which of IMAGES_DIR/<name>.tar
-        (None: all); gpus: the node's nvidia.com/gpu count."""
+        (None: all); gpus: the node's nvidia.com/gpu count; kubelet_config: KubeletConfiguration
+        fields over this node's."""
         super().__init__(
             workdir,
             bin_dir,
@@ -231,6 +233,7 @@ class NodeCluster(ControlPlane):
         self.extra_images = [Path(p) for p in images]
         self.cached = cached
         self.gpus = gpus
+        self.kubelet_config = dict(kubelet_config or {})
         self.node_name = NODE_NAME
         self.timings: dict[str, float] = {}
         self._host_before: dict[str, Any] = {}
@@ -623,6 +626,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
                     "evictionHard": {"memory.available": "1Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
                     "imageGCHighThresholdPercent": 100,
                     "imageGCLowThresholdPercent": 99,
+                    **self.kubelet_config,
                 }
             )
         )

@@ -226,8 +226,8 @@ def test_gateway_image_runs_the_rendered_gateway_pod(archives, rootfs, scratch):
     """The hooks' gateway pod in this image: its kernelspecs init container lays out our profile
     with the image's stock launcher; Enterprise Gateway starts with the rendered command, env and
     mounts on the pod's loopback port behind the front door, requires the rendered internal token
-    and serves exactly that kernelspec. (The front door and the other init container,
-    sweep-kernels, need an API server: tests/kernels and tests/node run them.)"""
+    and serves exactly that kernelspec. (The front door and the orphan sweep, the gateway container's
+    postStart hook, need an API server: tests/kernels runs them.)"""
     children = render_gateway(gateway_cr("gw", "team-a"))
     pod = children["Deployment"]["spec"]["template"]["spec"]
     security = pod["securityContext"]

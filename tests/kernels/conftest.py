@@ -1,6 +1,10 @@
-"""Fixtures of the kernel-pod suite: one KernelStack (control plane, gateway, node, notebook)
-per module, and the figures the suite measures (printed at the end, and written to
-test-output/kernels/figures.json)."""
+"""Fixtures of the kernel-pod suite: one KernelStack (a real single-node cluster, the gateway,
+the notebooks) per module, and the figures the suite measures (printed at the end, and written to
+test-output/kernels/figures.json).
+
+Where the machine cannot run a node (not root, no CAP_SYS_ADMIN/CAP_NET_ADMIN, no containerd, no
+built images), the tests marked ``node`` are left out and the run says loudly what is missing.
+"""
 
 from __future__ import annotations
 
@@ -16,9 +20,15 @@ for folder in (HERE, HERE.parent / "e2e", HERE.parent / "integration"):
         sys.path.insert(0, str(folder))
 
 import stack as ks  # noqa: E402
+from controlplane import DEFAULT_BIN_DIR  # noqa: E402
+from leftout import announce, deselect  # noqa: E402
 
 OUTPUT = ks.OUTPUT
 FIGURES: dict[str, object] = {}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deselect(config, items, "node", lambda: ks.node_missing(DEFAULT_BIN_DIR))
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +36,8 @@ def figures() -> dict[str, object]:
     return FIGURES
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    announce(terminalreporter, config)
     if FIGURES:
         OUTPUT.mkdir(parents=True, exist_ok=True)
         (OUTPUT / "figures.json").write_text(json.dumps(FIGURES, indent=1, sort_keys=True))

@@ -1,8 +1,7 @@
 """A tiny JSON client for the local kube-apiserver (admin certificate), with a watch.
 
-The kernel-pod tests read and write pods directly: the fake node binds and reports them,
-the tests read what Enterprise Gateway created. kubectl would do, but a process per call
-is too slow for a watch loop on a loaded 2-core machine.
+The kernel-pod tests read what Enterprise Gateway created (pods, quotas, claims) in polling
+loops; kubectl would do, but a process per call is slow on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import http.client
 import json
 import ssl
 import urllib.parse
-from collections.abc import Iterator
 from typing import Any
 
 
@@ -65,20 +63,3 @@ class KubeApi:
         base = f"/api/v1/namespaces/{namespace}/pods" if namespace else "/api/v1/pods"
         query = f"?labelSelector={urllib.parse.quote(selector)}" if selector else ""
         return self.get(base + query)["items"]
-
-    def watch(self, path: str, resource_version: str, timeout_seconds: int = 30) -> Iterator[dict]:
-        """Events of a watch from ``resource_version`` until the server ends it (then return)."""
-        sep = "&" if "?" in path else "?"
-        query = f"{sep}watch=1&allowWatchBookmarks=true&resourceVersion={resource_version}"
-        query += f"&timeoutSeconds={timeout_seconds}"
-        conn = self._connection(timeout=timeout_seconds + 10)
-        try:
-            conn.request("GET", path + query, headers={"Accept": "application/json"})
-            resp = conn.getresponse()
-            if resp.status != 200:
-                raise ApiError(resp.status, resp.read().decode(errors="replace"), f"watch {path}")
-            while line := resp.readline():
-                if line.strip():
-                    yield json.loads(line)
-        finally:
-            conn.close()

@@ -1,78 +1,67 @@
-"""Everything the kernel-pod tests run, wired exactly as the hooks render it.
+"""Everything the kernel-pod tests run, on a real single-node cluster, wired as the hooks render it.
 
-- a real control plane (tests/e2e/controlplane.py: etcd, kube-apiserver, kube-controller-manager
-  with its resourcequota controller), our CRDs and RBAC (manifests/crds, manifests/rbac);
-- namespace GATEWAY_NS holding the JupyterGateway, namespace NOTEBOOK_NS holding the
-  JupyterNotebook; both enforce Pod Security ``restricted``, NOTEBOOK_NS has a ResourceQuota;
-- the children the pure sync hooks render for them, applied with kubectl;
-- a real Enterprise Gateway 3.3.0 started from the rendered Deployment (localrun), whose
-  in-cluster identity is a real token of the gateway's ServiceAccount (TokenRequest API), so
-  the RBAC the hooks render is what lets it create and delete kernel pods;
-- the one stand-in, FakeNode, running the kernel pods EG creates as local processes;
-- the gateway's front door started from the rendered gateway pod beside EG (localrun), reviewing
-  the notebooks' projected ServiceAccount tokens with the real API server;
-- a real Jupyter Server 2.21 started from the rendered notebook Deployment (localrun), reaching
-  the gateway through the front door with a real token of its ServiceAccount (TokenRequest API);
-  ``others`` adds more notebooks in more namespaces, sharing the gateway.
+- NodeCluster (tests/e2e/node.py): etcd, kube-apiserver, kube-controller-manager (with its
+  resourcequota, PV binder and job controllers), kube-scheduler, containerd, runc, a CNI bridge,
+  kubelet, kube-proxy and cluster DNS; the node advertises one nvidia.com/gpu; images are the
+  OCI archives of .cache/images (`make images`), imported, never pulled;
+- our CRDs and RBAC (manifests/crds, manifests/rbac); namespace GATEWAY_NS holding the
+  JupyterGateway, NOTEBOOK_NS holding the JupyterNotebook, both enforcing Pod Security
+  ``restricted``, NOTEBOOK_NS with a ResourceQuota;
+- the children the pure sync hooks render for them, applied with kubectl, as Metacontroller
+  would: the gateway's Deployment runs as a pod (its init containers, Enterprise Gateway 3.3.0
+  on the pod's loopback and the front door beside it), each notebook's Deployment as a pod
+  (Jupyter Server), reaching the gateway through its Service (kube-proxy, cluster DNS) with its
+  projected ServiceAccount token; EG creates each kernel pod in the notebook's namespace, the
+  kube-scheduler places it and the kubelet runs it; the workspace claim is bound to a local
+  PersistentVolume, mounted in the notebook's pod and in its kernels' pods;
+- the tests reach EG itself (what any holder of the gateway's internal token could do) through
+  `kubectl port-forward` to the gateway pod's loopback port, and read its log with `kubectl logs`.
 
-Everything substituted is listed in localrun.SUBSTITUTIONS.
+The one difference from a cluster: the GPU profile's image elyra/kernel-tf-gpu-py:3.3.0 is the
+locally built kernel-py image under that name (tagged on the node; see README, "Images").
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
-import os
+import re
 import shutil
 import signal
-import ssl
-import subprocess
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
 import localrun as lr
-import pytest
 import rendered
-from controlplane import BUILD_SCRIPT, ControlPlane, free_port, wait_for
-from fake_node import FakeNode, kernel_images
+from controlplane import Process, wait_for
 from kubeapi import KubeApi
+from node import IMAGES_DIR, NodeCluster, can_run_node, mounts_under
 
-from hooks.front_door import IN_CLUSTER
-from hooks.gateway import (
-    ACCESS_DIR,
-    ALLOWED_FILE,
-    CLUSTER_ROLES,
-    INTERNAL_PORT,
-    KERNEL_ROLE_LABEL,
-    access_name,
-    sync_gateway,
-)
+from hooks.gateway import CLUSTER_ROLES, INTERNAL_PORT, KERNEL_ROLE_LABEL, METRICS_PORT, access_name, sync_gateway
 from hooks.models import API_VERSION
 from hooks.notebook import GATEWAYS, sync_notebook
 from tests import eg_launcher
 
 REPO = lr.REPO
 OUTPUT = REPO / "test-output" / "kernels"
-SDIST = eg_launcher.CACHE / f"jupyter_enterprise_gateway-{eg_launcher.VERSION}"
-INCLUSTER_SHIM = Path(__file__).resolve().parent / "incluster"
 GATEWAY_NS, NOTEBOOK_NS = "gateways", "team-a"
 GATEWAY, NOTEBOOK = "gw", "alice"
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted", "pod-security.kubernetes.io/warn": "restricted"}
 QUOTA = {"requests.cpu": "2", "requests.memory": "4Gi", "requests.nvidia.com/gpu": "1", "pods": "10"}
 KERNEL_IMAGE = "elyra/kernel-py:3.3.0"
+GPU_IMAGE = "elyra/kernel-tf-gpu-py:3.3.0"  # the kernel-py image under the GPU profile's name
+GPU_LABEL = "nvidia.com/gpu.present"
 PREEMPTIBLE = "kernels-preemptible"
 NOW = rendered.NOW
-# The EG image's /usr/local/share/jupyter/kernels: the sdist's kernelspecs, assembled as its
-# Makefile does (kernel-launchers/kubernetes/scripts copied into each kubernetes kernelspec).
-IMAGE_KERNELS = "/usr/local/share/jupyter/kernels"
-IMAGE_PREFIX_KERNELS = "/opt/conda/share/jupyter/kernels"  # the EG image interpreter's own kernelspecs
+IMAGES = ("pause", "enterprise-gateway", "kernel-py", "base-notebook")
+# How often the kubelet syncs each pod, and so refreshes its ConfigMap volumes (the front door's
+# access list): 5 s here so that test waits on it briefly; a cluster keeps the default (1 min).
+KUBELET = {"syncFrequency": "5s"}
 
 
 def missing_parts() -> list[str]:
-    """What the suite needs that is not there, each with how to get it."""
+    """What the local-process front-door suite needs that is not there, each with how to get it."""
     missing = []
     try:
         eg_launcher.sdist()  # fetched by tests/integration/provision.sh; else here (hash pinned)
@@ -84,17 +73,10 @@ def missing_parts() -> list[str]:
     return missing
 
 
-def stock_image_kernels(dest: Path) -> Path:
-    """The EG image's kernelspec directory, from the sdist (kernelspecs tarball of its Makefile)."""
-    spec = dest / "python_kubernetes"
-    (spec / "scripts").mkdir(parents=True, exist_ok=True)
-    kernel = json.loads((SDIST / "etc/kernelspecs/python_kubernetes/kernel.json").read_text())
-    kernel["metadata"]["process_proxy"]["config"]["image_name"] = KERNEL_IMAGE  # the Makefile's VERSION
-    kernel["argv"] = [a.replace(IMAGE_KERNELS, str(dest)) for a in kernel["argv"]]
-    (spec / "kernel.json").write_text(json.dumps(kernel, indent=1))
-    for name in ("launch_kubernetes.py", "kernel-pod.yaml.j2"):
-        shutil.copy(SDIST / "etc/kernel-launchers/kubernetes/scripts" / name, spec / "scripts" / name)
-    return dest
+def node_missing(bin_dir) -> list[str]:
+    """What the machine lacks to run KernelStack (a real node and the built images)."""
+    images = [n for n in IMAGES if not (IMAGES_DIR / f"{n}.tar").is_file()]
+    return can_run_node(bin_dir) + ([f"{', '.join(images)} in {IMAGES_DIR} (run: make images)"] if images else [])
 
 
 def cr(kind: str, name: str, namespace: str, spec: dict) -> dict:
@@ -106,6 +88,108 @@ def secret_token(children: list[dict], name: str, key: str = "token") -> str:
     return base64.b64decode(secret["data"][key]).decode()
 
 
+class PodServer:
+    """A Jupyter server (or the front door) in a container of a pod, reached at the pod's IP (the
+    node's bridge is the host's); ``restarts`` and ``log`` read the container's status and log."""
+
+    def __init__(self, stack: KernelStack, namespace: str, selector: str, container: str, token: str = ""):
+        self.stack, self.namespace, self.selector, self.container = stack, namespace, selector, container
+        self.token = token
+
+    def pod(self) -> dict:
+        pods = [
+            p for p in self.stack.api.pods(self.namespace, self.selector) if not p["metadata"].get("deletionTimestamp")
+        ]
+        assert len(pods) == 1, f"{len(pods)} pods {self.selector} in {self.namespace}"
+        return pods[0]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.pod()['status']['podIP']}:8888"
+
+    def status(self) -> dict:
+        return next(c for c in self.pod()["status"]["containerStatuses"] if c["name"] == self.container)
+
+    @property
+    def restarts(self) -> tuple[str, int]:
+        """(pod uid, the container's restart count): changes when anything restarts."""
+        return self.pod()["metadata"]["uid"], self.status()["restartCount"]
+
+    def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, timeout: float = 30):
+        headers = {"Authorization": f"token {self.token}"} if auth and self.token else {}
+        return lr.http(method, self.url + path, headers=headers, body=body, timeout=timeout)
+
+    def log(self, previous: bool = False) -> str:
+        args = ["logs", self.pod()["metadata"]["name"], "-n", self.namespace, "-c", self.container]
+        return self.stack.cp.kubectl(*args, *(["--previous"] if previous else []), check=False).stdout
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.log().splitlines()[-n:])
+
+    def wait_for_log(self, pattern: str, timeout: float = 15) -> re.Match:
+        return wait_for(lambda: re.search(pattern, self.log()), timeout=timeout, what=f"a log line /{pattern}/")
+
+    def kill(self) -> None:
+        """The container's processes killed from the node (a crash): the kubelet restarts it in the same pod."""
+        container_id = self.status()["containerID"].split("://", 1)[1]
+        self.stack.cp.ctr("tasks", "kill", "--all", "--signal=SIGKILL", container_id)
+
+    def wait_ready(self, after: tuple[str, int] | None = None, timeout: float = 120) -> None:
+        """Until one pod of ours is Ready (and, given ``after``, is another pod or restarted since)."""
+
+        def ready() -> bool:
+            try:
+                pod, status = self.pod(), self.status()
+            except (AssertionError, KeyError, StopIteration):
+                return False
+            changed = after is None or (pod["metadata"]["uid"], status["restartCount"]) != after
+            return changed and status.get("ready") is True
+
+        wait_for(ready, timeout=timeout, what=f"{self.container} in {self.namespace} ready")
+
+
+class Gateway(PodServer):
+    """Enterprise Gateway in the gateway pod, on the pod's loopback: reached through a
+    `kubectl port-forward` (kube-apiserver -> kubelet -> containerd) to its internal and metrics
+    ports, restarted when the pod is replaced, with the gateway Secret's internal token."""
+
+    def __init__(self, stack: KernelStack, token: str):
+        super().__init__(stack, GATEWAY_NS, f"kubeflow.tkestack.io/jupytergateway={GATEWAY}", "gateway", token)
+        self.forward: Process | None = None
+        self.forwarded: str | None = None
+        self.ports: dict[int, int] = {}
+
+    def _forward(self) -> None:
+        name = self.pod()["metadata"]["name"]
+        if self.forward and self.forward.alive() and self.forwarded == name:
+            return
+        if self.forward:
+            self.forward.stop()
+        cp = self.stack.cp
+        self.forward = cp._spawn(
+            f"port-forward-{name}",
+            [cp.binary("kubectl"), f"--kubeconfig={cp.kubeconfig}", "port-forward", "-n", GATEWAY_NS,
+             f"pod/{name}", f":{INTERNAL_PORT}", f":{METRICS_PORT}"],
+        )  # fmt: skip
+        self.forwarded = name
+
+        def ports():
+            self.forward.check_alive()
+            found = re.findall(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", self.forward.log.read_text())
+            return len(found) >= 2 and {int(remote): int(local) for local, remote in found}
+
+        self.ports = wait_for(ports, timeout=30, what=f"kubectl port-forward to {name}")
+
+    @property
+    def url(self) -> str:
+        self._forward()
+        return f"http://127.0.0.1:{self.ports[INTERNAL_PORT]}"
+
+    def metrics_url(self) -> str:
+        self._forward()
+        return f"http://127.0.0.1:{self.ports[METRICS_PORT]}/metrics"
+
+
 class KernelStack:
     def __init__(
         self, workdir: Path, gateway_spec: dict, notebook_spec: dict, others: dict[str, tuple[str, dict]] | None = None
@@ -114,22 +198,16 @@ class KernelStack:
         self.workdir = Path(workdir)
         self.gateway_spec, self.notebook_spec = gateway_spec, notebook_spec
         self.others = dict(others or {})
-        self.notebooks: dict[str, lr.LocalProcess] = {}
-        self.other_children: dict[str, list[dict]] = {}
-        self.door: lr.LocalProcess | None = None
-        self.cp: ControlPlane | None = None
+        self.cp: NodeCluster | None = None
         self.api: KubeApi | None = None
-        self.node: FakeNode | None = None
-        self.scheduler: Path | None = None
-        self.local = lr.LocalStack(self.workdir / "processes")
-        self.eg: lr.LocalProcess | None = None
-        self.jupyter: lr.LocalProcess | None = None
+        self.eg: Gateway | None = None
+        self.door: PodServer | None = None
+        self.jupyter: PodServer | None = None
+        self.notebooks: dict[str, PodServer] = {}
         self.timings: dict[str, float] = {}
         self.gateway_children: list[dict] = []
         self.notebook_children: list[dict] = []
-        self.claims: dict[tuple[str, str], Path] = {}
-        self.gateway_starts = 0
-        self.init_logs: dict[str, str] = {}
+        self.other_children: dict[str, list[dict]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> Self:
@@ -145,89 +223,45 @@ class KernelStack:
 
     def start(self) -> None:
         t0 = time.monotonic()
-        # The PV binder binds each workspace claim to the volume the harness provides (_provide_volumes).
-        controllers = ["resourcequota-controller", "persistentvolume-binder-controller", "job-controller"]
-        self.cp = ControlPlane(self.workdir / "cluster", extra_controllers=controllers)
+        controllers = ["resourcequota-controller", "job-controller"]
+        self.cp = NodeCluster(
+            self.workdir / "cluster", extra_controllers=controllers, cached=IMAGES, gpus=1, kubelet_config=KUBELET
+        )
         self.cp.start()
+        self.cp.ctr("images", "tag", f"docker.io/{KERNEL_IMAGE}", f"docker.io/{GPU_IMAGE}")
+        # The label NVIDIA's GPU feature discovery puts on a node with GPUs (the GPU profile's nodeSelector).
+        self.cp.kubectl("label", "node", self.cp.node_name, f"{GPU_LABEL}=true")
         self.api = KubeApi(self.cp.server, self.cp.ssl_context())
-        self.scheduler = scheduler_binary(self.cp)
-        if self.scheduler:
-            self._start_scheduler()
-        self.timings["control_plane_s"] = round(time.monotonic() - t0, 2)
+        self.timings["node_ready_s"] = round(time.monotonic() - t0, 2)
         self._install()
         self._render_and_apply()
         self._provide_volumes()
-        namespaces = {GATEWAY_NS, NOTEBOOK_NS, *(ns for ns, _ in self.others.values())}
-        self.node = FakeNode(
-            self.api,
-            namespaces,
-            self.workdir / "node",
-            kernel_images(SDIST),
-            lr.EG_VENV,
-            self.claims,
-            schedules=self.scheduler is None,
-        ).start()
-        if self.scheduler:
-            # A ReadWriteOnce workspace puts kernels beside their notebook's pod (pod affinity):
-            # the user's notebook pod is on a node before a kernel can start, as in a cluster.
-            wait_for(
-                lambda: [
-                    p
-                    for p in self.api.pods(NOTEBOOK_NS, f"kubeflow.tkestack.io/jupyternotebook={NOTEBOOK}")
-                    if p["spec"].get("nodeName")
-                ],
-                timeout=60,
-                what="the notebook's pod bound to the node (kube-scheduler)",
-            )
-        self.start_gateway()
-        self.jupyter = self._start_notebook(NOTEBOOK, NOTEBOOK_NS, self.notebook_children)
+        token = secret_token(self.gateway_children, f"{GATEWAY}-gateway-auth")
+        self.eg = Gateway(self, token)
+        self.door = PodServer(self, GATEWAY_NS, self.eg.selector, "front-door")
+        self.jupyter = self._notebook(NOTEBOOK, NOTEBOOK_NS, self.notebook_children)
         for name, (namespace, _) in self.others.items():
-            self.notebooks[name] = self._start_notebook(name, namespace, self.other_children[name])
+            self.notebooks[name] = self._notebook(name, namespace, self.other_children[name])
+        for server in (self.eg, self.door, self.jupyter, *self.notebooks.values()):
+            server.wait_ready(timeout=180)
+        self.timings["pods_ready_s"] = round(time.monotonic() - t0, 2)
+        for server in (self.jupyter, *self.notebooks.values()):
+            wait_for(  # the gateway's Service routed (kube-proxy) and resolved (cluster DNS) from the notebook
+                lambda server=server: server.api("GET", "/api/kernelspecs")[0] == 200,
+                timeout=60,
+                what=f"the notebook in {server.namespace} to list the gateway's kernelspecs",
+            )
         self.timings["stack_s"] = round(time.monotonic() - t0, 2)
 
     def stop(self) -> None:
-        """Jupyter Servers, then EG, then the node (kernels), then the control plane; always all."""
-        with contextlib.suppress(Exception):
-            for server in [self.jupyter, *self.notebooks.values()]:
-                if server:  # before the gateway: without it Jupyter Server's shutdown hangs
-                    server.stop()
-            self.local.stop_all()
-        if self.node:
-            self.node.stop()
+        """The node deletes every pod through the API, then stops everything it started; then its
+        image store (1.2 GB unpacked) goes, the logs stay."""
         if self.cp:
             self.cp.stop()
+            if not mounts_under(self.cp.node_dir):
+                shutil.rmtree(self.cp.node_dir / "containerd", ignore_errors=True)
 
     # ------------------------------------------------------------------ cluster
-    def _start_scheduler(self) -> None:
-        """The real kube-scheduler (placement, resources, priority, preemption) for the fake node."""
-        port = free_port()
-        kubeconfig = str(self.cp.kubeconfig)
-        proc = self.cp._spawn(
-            "kube-scheduler",
-            [
-                self.scheduler,
-                f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}",
-                f"--authorization-kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={port}",
-                f"--cert-dir={self.cp.workdir / 'scheduler-certs'}",
-                "--leader-elect=false",
-            ],
-        )
-        insecure = ssl.create_default_context()
-        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # its self-signed serving cert
-
-        def healthy() -> bool:
-            proc.check_alive()
-            try:
-                with urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", context=insecure, timeout=2) as r:
-                    return r.status == 200
-            except OSError:
-                return False
-
-        wait_for(healthy, timeout=60, what="kube-scheduler's /healthz")
-
     def _install(self) -> None:
         cp = self.cp
         cp.kubectl("apply", "-f", str(REPO / "manifests/crds"), "-f", str(REPO / "manifests/rbac"))
@@ -296,34 +330,6 @@ class KernelStack:
             else:
                 self.other_children[name] = result["children"]
 
-    def _provide_volumes(self) -> None:
-        """A PersistentVolume for each claim the notebook renders, as a cluster's provisioner would
-        make: its local directory is what the node mounts (self.claims); the real PV binder binds
-        them, so the scheduler finds the kernel's workspace claim bound."""
-        for claim in (c for c in self.notebook_children if c["kind"] == "PersistentVolumeClaim"):
-            meta, spec = claim["metadata"], claim["spec"]
-            local = self.workdir / "pvc" / meta["namespace"] / meta["name"]
-            self.claims.setdefault((meta["namespace"], meta["name"]), local)
-            volume = {
-                "apiVersion": "v1",
-                "kind": "PersistentVolume",
-                "metadata": {"name": f"{meta['namespace']}-{meta['name']}"},
-                "spec": {
-                    "capacity": {"storage": spec["resources"]["requests"]["storage"]},
-                    "accessModes": spec["accessModes"],
-                    "storageClassName": spec.get("storageClassName") or "",
-                    "claimRef": {"namespace": meta["namespace"], "name": meta["name"]},
-                    "hostPath": {"path": str(local)},
-                },
-            }
-            self.cp.apply(volume)
-            path = f"/api/v1/namespaces/{meta['namespace']}/persistentvolumeclaims/{meta['name']}"
-            wait_for(
-                lambda path=path: self.api.get(path).get("status", {}).get("phase") == "Bound",
-                timeout=60,
-                what=f"claim {meta['name']} bound (persistentvolume-binder-controller)",
-            )
-
     def apply_children(self, children: list[dict]) -> str:
         items = json.dumps({"apiVersion": "v1", "kind": "List", "items": children})
         res = self.cp.kubectl("apply", "--server-side", "--field-manager=kernel-tests", "-f", "-", input=items)
@@ -332,221 +338,67 @@ class KernelStack:
     def deployment(self, children: list[dict]) -> dict:
         return next(c for c in children if c["kind"] == "Deployment")
 
-    # ------------------------------------------------------------------ processes
-    def _incluster_env(self) -> dict[str, str]:
-        """A real token of the gateway's ServiceAccount and the cluster CA, where the shim points
-        the kubernetes client's in-cluster file names (see incluster/sitecustomize.py)."""
-        sa = self.deployment(self.gateway_children)["spec"]["template"]["spec"]["serviceAccountName"]
-        token = self.cp.kubectl("create", "token", sa, "-n", GATEWAY_NS, "--duration=2h").stdout.strip()
-        folder = self.workdir / "incluster"
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "token").write_text(token)
-        (folder / "token").chmod(0o600)
-        shutil.copy(self.cp.pki / "ca.crt", folder / "ca.crt")
-        # For EG's launch_kubernetes.py, which EG hands KUBECONFIG (k8s.py) and the guard keeps.
-        kubeconfig = {
-            "apiVersion": "v1",
-            "kind": "Config",
-            "clusters": [{"name": "local", "cluster": {"server": f"https://127.0.0.1:{self.cp.apiserver_port}",
-                                                       "certificate-authority": str(folder / "ca.crt")}}],
-            "users": [{"name": "gateway", "user": {"tokenFile": str(folder / "token")}}],
-            "contexts": [{"name": "gateway", "context": {"cluster": "local", "user": "gateway"}}],
-            "current-context": "gateway",
-        }  # fmt: skip
-        (folder / "kubeconfig").write_text(json.dumps(kubeconfig))
-        return {
-            "LOCALRUN_KUBERNETES_SERVICE_HOST": "127.0.0.1",
-            "LOCALRUN_KUBERNETES_SERVICE_PORT": str(self.cp.apiserver_port),
-            "PYTHONPATH": str(INCLUSTER_SHIM),
-            "LOCALRUN_INCLUSTER_DIR": str(folder),
-            "KUBECONFIG": str(folder / "kubeconfig"),
-        }
+    def _provide_volumes(self) -> None:
+        """A local PersistentVolume on the node for each workspace claim, as a cluster's
+        provisioner would make; the real PV binder binds them."""
+        children = [self.notebook_children, *self.other_children.values()]
+        claims = [c for each in children for c in each if c["kind"] == "PersistentVolumeClaim"]
+        for claim in claims:
+            meta, size = claim["metadata"], claim["spec"]["resources"]["requests"]["storage"]
+            self.cp.local_volume(f"{meta['namespace']}-{meta['name']}", size)
+        for claim in claims:
+            meta = claim["metadata"]
+            wait_for(
+                lambda meta=meta: self.workspace(meta["namespace"], meta["name"]),
+                timeout=60,
+                what=f"claim {meta['name']} bound (persistentvolume-binder-controller)",
+            )
 
-    def start_gateway(self) -> lr.LocalProcess:
-        """(Re)start the gateway pod from the rendered Deployment, as a new pod after a rollout:
-        fresh emptyDirs, its init containers run to completion, then EG."""
+    def workspace(self, namespace: str, claim: str) -> Path | None:
+        """The node directory of the local volume bound to ``claim`` (None until bound)."""
+        pvc = self.api.get(f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{claim}")
+        if pvc.get("status", {}).get("phase") != "Bound":
+            return None
+        pv = self.api.get(f"/api/v1/persistentvolumes/{pvc['spec']['volumeName']}")
+        return Path(pv["spec"]["local"]["path"])
+
+    def _notebook(self, name: str, namespace: str, children: list[dict]) -> PodServer:
+        token = secret_token(children, f"{name}-notebook-auth")
+        return PodServer(self, namespace, f"kubeflow.tkestack.io/jupyternotebook={name}", "notebook", token)
+
+    # ------------------------------------------------------------------ the gateway's restarts
+    def kill_gateway(self, sig: int) -> dict:
+        """SIGTERM: the gateway pod deleted (a rollout; the Deployment makes a new pod, whose init
+        containers run); SIGKILL: EG's container killed from the node (a crash; the kubelet
+        restarts it in the same pod, without init containers). Returns once the old EG is gone."""
+        before = self.eg.restarts
         t0 = time.monotonic()
-        self.gateway_starts += 1
-        run = self.workdir / f"gateway-pod-{self.gateway_starts}"
-        pod = self.deployment(self.gateway_children)["spec"]["template"]["spec"]
-        volumes = {v["name"]: v for v in pod.get("volumes", [])}
-        incluster = self._incluster_env()
-        image = {IMAGE_KERNELS: str(stock_image_kernels(run / "image" / "kernels"))}
-        for init in pod.get("initContainers", []):
-            self._run_init_container(init, volumes, run, image, incluster)
-        container = pod["containers"][0]
-        files, mount_dirs = {}, {}
-        for mount in container.get("volumeMounts", []):
-            volume = volumes[mount["name"]]
-            if "emptyDir" in volume:
-                mount_dirs[mount["mountPath"]] = run / "volumes" / mount["name"]
-            else:
-                files[mount["mountPath"]] = self._volume_files(volume)
-        extra = dict(incluster)
-        # jupyter_core's system directory /usr/local/share/jupyter: the image's stock kernelspecs,
-        # or what the gateway mounts over them.
-        system = run / "usr-local-share-jupyter"
-        system.mkdir(parents=True, exist_ok=True)
-        (system / "kernels").symlink_to(mount_dirs.get(IMAGE_KERNELS, image[IMAGE_KERNELS]), target_is_directory=True)
-        extra["JUPYTER_PATH"] = str(system)
-        if IMAGE_PREFIX_KERNELS in mount_dirs:
-            extra["LOCALRUN_HIDDEN_JUPYTER_PATH"] = str(lr.EG_VENV / "share" / "jupyter")
-        token = secret_token(self.gateway_children, f"{GATEWAY}-gateway-auth")
-        ports = self.eg.ports if self.eg else None  # the Service's address does not change
-        self.eg = self.local.start(
-            container,
-            files,
-            venv=lr.EG_VENV,
-            role="gateway",
-            token=token,
-            ready_path="/api/kernelspecs",
-            ready_timeout=90,
-            remote_kernels=True,
-            extra_env=extra,
-            mount_dirs=mount_dirs,
-            port_map=ports,
-        )
-        self._start_front_door(pod, volumes, incluster)
-        self.timings["gateway_ready_s"] = round(time.monotonic() - t0, 2)
-        return self.eg
+        if sig == signal.SIGKILL:
+            self.eg.kill()
+            wait_for(lambda: self.eg.restarts != before, timeout=60, what="the gateway container's restart")
+        else:
+            old = self.eg.pod()["metadata"]["name"]
+            self.api.delete(f"/api/v1/namespaces/{GATEWAY_NS}/pods/{old}")
+            wait_for(
+                lambda: old not in [p["metadata"]["name"] for p in self.api.pods(GATEWAY_NS)],
+                timeout=60,
+                what=f"the gateway pod {old} gone",
+            )
+        return {"signal": sig, "seconds": round(time.monotonic() - t0, 2), "before": before}
 
-    def _start_front_door(self, pod: dict, volumes: dict, incluster: dict) -> None:
-        """The gateway pod's second container, beside EG (rows pod-ports, service-account-mount)."""
-        door = next(c for c in pod["containers"] if c["name"] == "front-door")
-        files = {m["mountPath"]: self._volume_files(volumes[m["name"]]) for m in door["volumeMounts"]}
-        mount = {"name": "kube-api-access", "mountPath": IN_CLUSTER, "readOnly": True}
-        folder = Path(incluster["LOCALRUN_INCLUSTER_DIR"])
-        files[IN_CLUSTER] = {"token": (folder / "token").read_bytes(), "ca.crt": (folder / "ca.crt").read_bytes()}
-        ports = self.door.ports if self.door else None  # the Service's address does not change
-        if self.door:
-            self.door.stop()
-        self.door = self.local.start(
-            {**door, "volumeMounts": [*door["volumeMounts"], mount]},
-            files,
-            venv=lr.EG_VENV,
-            role="generic",
-            ready_path="/healthz",
-            # what the kubelet sets in every container (EG reads them under other names: the shim)
-            extra_env={
-                "KUBERNETES_SERVICE_HOST": incluster["LOCALRUN_KUBERNETES_SERVICE_HOST"],
-                "KUBERNETES_SERVICE_PORT": incluster["LOCALRUN_KUBERNETES_SERVICE_PORT"],
-            },
-            pod_ports={INTERNAL_PORT: self.eg.ports[INTERNAL_PORT]},
-            port_map=ports,
-        )
+    def wait_gateway(self, after: tuple[str, int]) -> None:
+        """Until the gateway pod that replaced ``after`` (or its restarted container) is Ready."""
+        self.eg.wait_ready(after=after, timeout=180)
+        self.door.wait_ready(timeout=60)
 
-    def refresh_access(self) -> list[str]:
-        """What the kubelet does when the gateway's access ConfigMap changes: the mounted file is
-        replaced (a new inode) with the API server's current content; returns the namespaces."""
+    def access_list(self) -> list[str]:
+        """The namespaces in the gateway's access ConfigMap, as the API server has it."""
         configmap = self.api.get(f"/api/v1/namespaces/{GATEWAY_NS}/configmaps/{access_name(GATEWAY)}")
-        target = self.door.mounts[ACCESS_DIR] / ALLOWED_FILE
-        new = target.with_suffix(".new")
-        new.write_text(configmap["data"][ALLOWED_FILE])
-        new.replace(target)
-        return json.loads(configmap["data"][ALLOWED_FILE])
+        return json.loads(next(iter(configmap["data"].values())))
 
     def token(self, service_account: str, namespace: str, audience: str | None = None) -> str:
         args = ["create", "token", service_account, "-n", namespace, "--duration=1h"]
         return self.cp.kubectl(*args, *([f"--audience={audience}"] if audience else [])).stdout.strip()
-
-    def _volume_files(self, volume: dict, children: list[dict] | None = None) -> dict[str, bytes]:
-        """The files the kubelet writes for a ConfigMap or Secret volume."""
-        mine = self.gateway_children + (self.notebook_children if children is None else children)
-        by_name = {(c["kind"], c["metadata"]["name"]): c for c in mine}
-        if "configMap" in volume:
-            source = volume["configMap"]
-            data = {k: v.encode() for k, v in by_name[("ConfigMap", source["name"])].get("data", {}).items()}
-        elif "secret" in volume:
-            source = volume["secret"]
-            data = {k: base64.b64decode(v) for k, v in by_name[("Secret", source["secretName"])]["data"].items()}
-        else:
-            raise lr.LocalRunError(f"volume {volume['name']}: the harness has no files for {sorted(volume)}")
-        if source.get("items"):
-            data = {item["path"]: data[item["key"]] for item in source["items"]}
-        return data
-
-    def _run_init_container(self, init: dict, volumes: dict, run: Path, image: dict, extra: dict) -> None:
-        """Run one init container of the gateway pod to completion (its command, its env, its
-        mounts as local directories, the gateway image's files from the sdist)."""
-        paths = dict(image)
-        for mount in init.get("volumeMounts", []):
-            volume = volumes[mount["name"]]
-            local = run / "volumes" / mount["name"]
-            local.mkdir(parents=True, exist_ok=True)
-            if "emptyDir" not in volume:
-                for name, data in self._volume_files(volume).items():
-                    (local / name).write_bytes(data)
-            paths[mount["mountPath"]] = str(local)
-        argv = [lr.map_path(a, paths) for a in init.get("command", []) + init.get("args", [])]
-        if argv[0] == "python":
-            argv[0] = str(lr.EG_VENV / "bin" / "python")
-        elif argv[0] not in ("/bin/sh", "/bin/bash"):
-            raise lr.LocalRunError(f"init container {init['name']}: no local equivalent of {argv[0]}")
-        env = lr.hermetic_env(run / init["name"], lr.EG_VENV)
-        env.update({e["name"]: lr.map_path(str(e.get("value", "")), paths) for e in init.get("env", [])})
-        env.update(extra)
-        log = run / f"{init['name']}.log"
-        with open(log, "wb") as out:
-            res = subprocess.run(argv, env=env, cwd=run, stdout=out, stderr=subprocess.STDOUT, timeout=120)
-        self.init_logs[init["name"]] = log.read_text(errors="replace")
-        if res.returncode != 0:
-            raise lr.LocalRunError(
-                f"init container {init['name']} exited {res.returncode}:\n{self.init_logs[init['name']]}"
-            )
-
-    def _start_notebook(self, name: str, namespace: str, children: list[dict]) -> lr.LocalProcess:
-        """Jupyter Server from the rendered notebook Deployment; a PersistentVolumeClaim mount is the
-        claim's local directory, the one the node mounts in kernel pods; a projected token is a
-        real token of the pod's ServiceAccount (row projected-token)."""
-        t0 = time.monotonic()
-        pod = self.deployment(children)["spec"]["template"]["spec"]
-        volumes = {v["name"]: v for v in pod.get("volumes", [])}
-        container = pod["containers"][0]
-        files, mount_dirs = {}, {}
-        for mount in container.get("volumeMounts", []):
-            volume = volumes[mount["name"]]
-            if "persistentVolumeClaim" in volume:
-                claim = volume["persistentVolumeClaim"]["claimName"]
-                local = self.claims.setdefault((namespace, claim), self.workdir / "pvc" / namespace / claim)
-                mount_dirs[mount["mountPath"]] = local
-            elif "projected" in volume:
-                source = volume["projected"]["sources"][0]["serviceAccountToken"]
-                token = self.token(pod["serviceAccountName"], namespace, source["audience"])
-                files[mount["mountPath"]] = {source["path"]: token.encode()}
-            else:
-                files[mount["mountPath"]] = self._volume_files(volume, children)
-        token = secret_token(children, f"{name}-notebook-auth")
-        server = self.local.start_notebook(
-            {**container, "name": f"notebook-{name}"},
-            files,
-            token=token,
-            services={f"{GATEWAY}.{GATEWAY_NS}:8888": self.door},
-            ready_timeout=90,
-            mount_dirs=mount_dirs,
-        )
-        self.timings[f"notebook_ready_s.{name}" if name != NOTEBOOK else "notebook_ready_s"] = round(
-            time.monotonic() - t0, 2
-        )
-        return server
-
-    def kill_gateway(self, sig: int) -> dict:
-        """Stop EG with ``sig`` (SIGTERM: a rollout, SIGKILL: a crash); its kernel pods are left
-        to whatever EG does, the node keeps running them."""
-        eg = self.eg
-        launchers = lr.descendants(eg.pid)  # EG's kernel launchers; none outlives this call
-        t0 = time.monotonic()
-        eg.proc.send_signal(sig)
-        try:
-            eg.proc.wait(35)  # a pod's default grace period is 30 s
-        except subprocess.TimeoutExpired:
-            eg.proc.kill()
-            eg.proc.wait(5)
-        stopped = {"signal": sig, "rc": eg.proc.returncode, "seconds": round(time.monotonic() - t0, 2)}
-        eg.stop()
-        for pid in launchers:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        return stopped
 
     # ------------------------------------------------------------------ observations
     def kernel_pods(self, namespace: str | None = None) -> list[dict]:
@@ -560,22 +412,6 @@ class KernelStack:
         return self.eg.api("POST", "/api/kernels", body, timeout=120)
 
 
-def scheduler_binary(cp: ControlPlane) -> Path | None:
-    """kube-scheduler from the e2e binaries (tests/e2e/build.sh), or KUBE_SCHEDULER_BIN; None
-    when neither exists: then the fake node binds every kernel pod itself."""
-    for path in (os.environ.get("KUBE_SCHEDULER_BIN"), cp.bin_dir / "kube-scheduler"):
-        if path and os.access(path, os.X_OK):
-            return Path(path)
-    return None
-
-
 def start_stack(name: str, gateway_spec: dict, notebook_spec: dict, others=None) -> KernelStack:
-    missing = missing_parts()
-    if missing:
-        pytest.fail("the kernel-pod suite needs: " + "; ".join(missing))
-    if not os.environ.get("E2E_SKIP_BUILD"):  # a no-op when the binaries are built
-        res = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True)
-        if res.returncode != 0:
-            pytest.fail(f"{BUILD_SCRIPT} failed:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
     workdir = OUTPUT / time.strftime(f"{name}-%Y%m%d-%H%M%S")
     return KernelStack(workdir, gateway_spec, notebook_spec, others)

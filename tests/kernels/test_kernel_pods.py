@@ -1,9 +1,9 @@
-"""Kernel pods for real: a real Enterprise Gateway 3.3.0, started from what the hooks render,
-creates each kernel pod through a real API server with its real KubernetesProcessProxy and
-the sdist's launch_kubernetes.py; the pod passes `restricted` and the notebook namespace's
-ResourceQuota; the kernel (the sdist's launch_ipykernel.py) runs `1+1` for a real Jupyter
-Server configured from the rendered notebook; EG culls it and the pod is deleted through
-the API. The only stand-in is the node (fake_node.FakeNode).
+"""Kernel pods for real, on a real node: Enterprise Gateway 3.3.0 in the gateway pod the hooks
+render creates each kernel pod through the API server with its KubernetesProcessProxy; the pod
+passes `restricted` and the notebook namespace's ResourceQuota, the kube-scheduler places it
+and the kubelet runs it (containerd, runc); the kernel runs `1+1` for the Jupyter Server in the
+notebook's pod and opens the files that server saves in the workspace (one local
+PersistentVolume mounted in both pods); EG culls it and the kubelet stops the deleted pod.
 """
 
 from __future__ import annotations
@@ -23,24 +23,23 @@ import stack as ks
 from controlplane import wait_for
 from kubeapi import ApiError
 
-pytestmark = pytest.mark.kernels
+pytestmark = [pytest.mark.kernels, pytest.mark.node]
 
 CULL_IDLE, CULL_INTERVAL = 4, 1
 KERNEL_DEFAULTS = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}}
 GPU_PROFILE = {
     "name": "python_gpu",
     "displayName": "Python with a GPU",
-    "image": "elyra/kernel-tf-gpu-py:3.3.0",
+    "image": ks.GPU_IMAGE,
     "resources": KERNEL_DEFAULTS,
     "maxResources": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": 1},
     "nodeSelector": {"nvidia.com/gpu.present": "true"},
     "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
     "priorityClassName": ks.PREEMPTIBLE,
 }
-MISSING_IMAGE = "elyra/kernel-missing:0.0"  # no image the node has
+MISSING_IMAGE = "elyra/kernel-missing:0.0"  # no image the node has, and no registry to pull from
 # A start that fails says why well before kernelLaunchTimeout (60 s here).
 FAIL_FAST_S = 15
-METRICS_PORT = 9102  # the gateway container's "metrics" port (hooks.gateway.METRICS_PORT)
 GATEWAY_SPEC = {
     "cullIdleTimeout": CULL_IDLE,
     "cullInterval": CULL_INTERVAL,
@@ -64,12 +63,12 @@ def stack(figures):
     with ks.start_stack("kernel-pods", GATEWAY_SPEC, NOTEBOOK_SPEC) as running:
         figures.update({f"setup.{k}": v for k, v in running.timings.items()})
         yield running
-        figures["node.errors"] = running.node.errors[-5:]
 
 
 def failure(stack: ks.KernelStack) -> str:
-    """What to read when a kernel did not start: EG's log and what the node saw."""
-    return f"\n--- EG log ---\n{stack.eg.log_tail(30)}\n--- node ---\n{stack.node.errors[-5:]}"
+    """What to read when a kernel did not start: EG's log and the kernel pods' states."""
+    pods = {p["metadata"]["name"]: p["status"].get("containerStatuses") or p["status"] for p in stack.kernel_pods()}
+    return f"\n--- EG log ---\n{stack.eg.log_tail(30)}\n--- kernel pods ---\n{json.dumps(pods)[:3000]}"
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +93,17 @@ def test_the_notebook_runs_1_plus_1_in_a_kernel_pod(stack, notebook_kernel, figu
     pod = stack.kernel_pod(notebook_kernel["id"])
     assert pod is not None, "no kernel pod in the API server" + failure(stack)
     figures["kernel_pod_namespace"] = pod["metadata"]["namespace"]
-    assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"] == "fake-node"
-    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
-    assert record and record.proc and record.proc.poll() is None, "the node runs no process for the pod"
-    assert "launch_ipykernel.py" in " ".join(record.argv) or "bootstrap-kernel.sh" in " ".join(record.argv)
+    assert pod["status"]["phase"] == "Running" and pod["spec"]["nodeName"] == stack.cp.node_name
+    assert pod["status"]["containerStatuses"][0]["state"].get("running"), pod["status"]
     t0 = time.monotonic()
     result = notebook_kernel["ws"].execute("1+1", timeout=60)
     figures["first_execute_1_plus_1_s"] = round(time.monotonic() - t0, 2)
     assert (result["status"], result["result"]) == ("ok", "2"), result
-    # The kernel is the process the node started for the pod, not a child of EG.
-    result = notebook_kernel["ws"].execute("import os; os.getpid(), os.getsid(0)", timeout=30)
-    kernel_pid, session = (int(x) for x in result["result"].strip("()").split(","))
-    assert session == record.proc.pid and kernel_pid not in lr.descendants(stack.eg.pid)
+    # The kernel runs in the pod's container (its hostname is the pod's), as the pod's user.
+    result = notebook_kernel["ws"].execute("import os, socket; socket.gethostname(), os.getuid()", timeout=30)
+    hostname, uid = result["result"].strip("()").split(", ")
+    assert hostname.strip("'") == pod["metadata"]["name"], result
+    assert int(uid) == pod["spec"]["securityContext"]["runAsUser"] != 0, result
 
 
 def test_the_kernel_runs_beside_its_notebook(stack, notebook_kernel):
@@ -135,10 +133,11 @@ def test_the_gateways_own_token_may_create_kernel_pods_only(stack, notebook_kern
     policy of manifests/rbac in force; with that same token, a copy of the pod is admitted and the
     copy with a Secret mounted is refused by the policy."""
     pod = stack.kernel_pod(notebook_kernel["id"])
-    token = (stack.workdir / "incluster" / "token").read_text()
+    sa = stack.deployment(stack.gateway_children)["spec"]["template"]["spec"]["serviceAccountName"]
+    token = stack.token(sa, ks.GATEWAY_NS)
     user = f"system:serviceaccount:{ks.GATEWAY_NS}:{ks.GATEWAY}-gateway"
     kubeconfig = stack.cp.token_kubeconfig(user, token, stack.workdir / "gateway.kubeconfig")
-    server_set = ("nodeName", "priority")  # the fake node's binding; the Priority admission's value
+    server_set = ("nodeName", "priority")  # the scheduler's binding; the Priority admission's value
     spec = {k: v for k, v in pod["spec"].items() if k not in server_set}
     metadata = {k: pod["metadata"][k] for k in ("namespace", "labels", "annotations")}
     copy = {"apiVersion": "v1", "kind": "Pod", "metadata": {**metadata, "name": "copy"}, "spec": spec}
@@ -164,6 +163,8 @@ def test_a_file_saved_in_the_notebook_is_what_the_kernel_opens(stack, notebook_k
     assert status in (200, 201), model
     result = notebook_kernel["ws"].execute("print(open('shared.txt').read(), end='')", timeout=30)
     assert result["stdout"] == text, result
+    claim = next(c for c in stack.notebook_children if c["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+    assert (stack.workspace(ks.NOTEBOOK_NS, claim) / "shared.txt").read_text() == text, "not on the local volume"
 
 
 # --- a client that tries to steer its kernel pod ---------------------------------------------
@@ -227,7 +228,9 @@ def test_only_the_gateways_own_kernelspecs_start(stack, figures):
         figures[f"stock_kernelspec.{name}"] = f"{status} {message(body)[:80]}"
         assert status >= 400, f"EG started the stock kernelspec {name}: {body}"
         stack.eg.wait_for_log(rf"NoSuchKernel: No such kernel named {name}")
-    others = [r.name for r in stack.node.running() if not r.name.startswith(ks.NOTEBOOK + "-")]
+    others = [
+        p["metadata"]["name"] for p in stack.kernel_pods() if not p["metadata"]["name"].startswith(ks.NOTEBOOK + "-")
+    ]
     assert no_pod_named(stack, "stock") and not others, f"kernels running besides the notebook's: {others}"
 
 
@@ -294,7 +297,7 @@ def test_the_user_reads_why_in_jupyterlab(stack, figures):
 
 def test_a_kernel_whose_pod_ends_on_its_own_is_logged_counted_and_its_model_says_why(stack, figures):
     """Item 2 in part: the process proxy reads why the pod ended (here the kernel process exits
-    3; the fake node reports the pod Failed with the container's exit code, as a kubelet would)."""
+    3; the kubelet reports the pod Failed with the container's exit code)."""
     before = counters(stack)
     status, kernel = stack.eg_post({"env": {**CLIENT_ENV, "KERNEL_USERNAME": "dies"}})
     assert status == 201, f"{status} {kernel}{failure(stack)}"
@@ -310,14 +313,15 @@ def test_a_kernel_whose_pod_ends_on_its_own_is_logged_counted_and_its_model_says
     finally:
         ws.close()
     figures["pod_ended.kernel_model_last_end"] = model
-    # The container's exit code is its entrypoint's (the image's bootstrap-kernel.sh), not the kernel's.
+    # The kubelet's terminated reason (Completed for 0, Error otherwise) and exit code are the
+    # container's entrypoint's (the image's bootstrap-kernel.sh), not the kernel's.
     assert model["reason"] == "exited" and re.fullmatch(
-        r"the kernel process ended \(exited, exit code \d+\)", model["message"]
-    )
+        r"the kernel process ended \((Completed|Error), exit code \d+\)", model["message"]
+    ), model
     assert (
         increase(before, counters(stack)).get(("elastic_jupyter_kernel_ends_total", "python_kubernetes", "exited")) == 1
     )
-    stack.eg.wait_for_log(r"ended: the kernel process ended \(exited, exit code \d+\) \[exited\]")
+    stack.eg.wait_for_log(r"ended: the kernel process ended \((Completed|Error), exit code \d+\) \[exited\]")
     # EG restarts a dead kernel (autorestart): a new pod.
     wait_for(
         lambda: (stack.kernel_pod(kernel["id"]) or {}).get("metadata", {}).get("uid") not in (None, first),
@@ -326,6 +330,26 @@ def test_a_kernel_whose_pod_ends_on_its_own_is_logged_counted_and_its_model_says
     )
     stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
     wait_for(lambda: stack.kernel_pod(kernel["id"]) is None, timeout=30, what="the kernel pod's deletion")
+
+
+def pod_with_uid(stack: ks.KernelStack, kernel_id: str, uid: str) -> dict | None:
+    return next((p for p in stack.api.pods(None, f"kernel_id={kernel_id}") if p["metadata"]["uid"] == uid), None)
+
+
+def pod_deleted(stack: ks.KernelStack, kernel_id: str, uid: str, timeout: float) -> float:
+    """When (time.time()) the kernel pod ``uid`` was deleted through the API (a deletion
+    timestamp set, or gone)."""
+
+    def deleted():
+        pod = pod_with_uid(stack, kernel_id, uid)
+        return (pod is None or bool(pod["metadata"].get("deletionTimestamp"))) and time.time()
+
+    return wait_for(deleted, timeout=timeout, what="the kernel pod's deletion")
+
+
+def pod_gone(stack: ks.KernelStack, kernel_id: str, uid: str, timeout: float, what: str) -> float:
+    """When (time.time()) the kubelet had stopped the kernel pod ``uid`` and the API server removed it."""
+    return wait_for(lambda: pod_with_uid(stack, kernel_id, uid) is None and time.time(), timeout=timeout, what=what)
 
 
 def stderr_of(ws: lr.KernelWS, msg_id: str, until: str, timeout: float) -> str:
@@ -341,10 +365,10 @@ def stderr_of(ws: lr.KernelWS, msg_id: str, until: str, timeout: float) -> str:
     return text
 
 
-# The fake node reports the pod Failed with the container's exit code, as a kubelet would.
+# The kubelet reports the pod Failed with the container's terminated reason and exit code.
 DIES = "import os; os._exit(3)"
 DIED_SAYS = (
-    r"The kernel was restarted: the kernel process ended \(exited, exit code \d+\)\. "
+    r"The kernel was restarted: the kernel process ended \((Completed|Error), exit code \d+\)\. "
     r"Variables and imports from before are gone\.\n"
 )
 
@@ -395,8 +419,7 @@ def counters(stack: ks.KernelStack) -> dict[tuple, float]:
     {(name, profile, reason): value}."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    port = stack.eg.ports[METRICS_PORT]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+    with urllib.request.urlopen(stack.eg.metrics_url(), timeout=10) as response:
         text = response.read().decode()
     out = {}
     for family in text_string_to_metric_families(text):
@@ -509,7 +532,8 @@ def training_job(name: str, priority_class: str) -> dict:
     """A training Job wanting the node's GPU, at a higher priority than kernels; restricted."""
     container = {
         "name": "train",
-        "image": "example/training:1",  # never run: the fake node runs kernel pods only
+        "image": ks.KERNEL_IMAGE,  # an image the node has; the Job only holds the GPU
+        "command": ["python3", "-c", "import time; time.sleep(600)"],
         "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
     }
@@ -534,26 +558,22 @@ def test_a_training_job_preempts_a_gpu_kernel_and_the_user_is_told(stack, figure
     """Issue 17 item 3 on the real kube-scheduler: a kernel (PriorityClass value -10) holds the
     node's only GPU; a training Job (value 1000) arrives; the scheduler preempts the kernel pod,
     places the Job's pod, and the gateway says why the kernel ended."""
-    if stack.scheduler is None:
-        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
     stack.cp.apply(
         {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": "training"}, "value": 1000}
     )
     env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-preempted", "KERNEL_GPUS": "1"}
     kernel, ws = gpu_kernel(stack, env)
-    pod = stack.kernel_pod(kernel["id"])
-    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
+    uid = stack.kernel_pod(kernel["id"])["metadata"]["uid"]
     jobs = f"/apis/batch/v1/namespaces/{ks.GATEWAY_NS}/jobs"
     try:
         before = counters(stack)
         t0 = time.time()
         stack.api.post(jobs, training_job("train", "training"))
-        wait_for(lambda: record.deleted, timeout=60, what="the kernel pod's preemption")
-        gone = record.deleted - t0
+        gone = pod_deleted(stack, kernel["id"], uid, timeout=60) - t0
 
         def job_pod_bound():
             pods = stack.api.pods(ks.GATEWAY_NS, "job=train")
-            return pods and pods[0]["spec"].get("nodeName") == "fake-node" and time.time()
+            return pods and pods[0]["spec"].get("nodeName") == stack.cp.node_name and time.time()
 
         scheduled = wait_for(job_pod_bound, timeout=60, what="the Job's pod on the node") - t0
         last_end = wait_for(
@@ -573,7 +593,7 @@ def test_a_training_job_preempts_a_gpu_kernel_and_the_user_is_told(stack, figure
     finally:
         ws.close()
         stack.api.request("DELETE", f"{jobs}/train", {"propagationPolicy": "Background"})
-        for job_pod in stack.api.pods(ks.GATEWAY_NS, "job=train"):  # never run: finalized as a kubelet would
+        for job_pod in stack.api.pods(ks.GATEWAY_NS, "job=train"):
             with contextlib.suppress(ApiError):
                 stack.api.delete(f"/api/v1/namespaces/{ks.GATEWAY_NS}/pods/{job_pod['metadata']['name']}", 0)
         wait_for(lambda: not stack.api.pods(ks.GATEWAY_NS, "job=train"), timeout=60, what="the Job's pod gone")
@@ -593,12 +613,10 @@ def test_a_training_job_preempts_a_gpu_kernel_and_the_user_is_told(stack, figure
 def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figures):
     """The real kube-scheduler: one kernel holds the node's only GPU; a second GPU kernel (in the
     gateway's namespace, which has no quota) is unschedulable, and the user reads why."""
-    if stack.scheduler is None:
-        pytest.skip("no kube-scheduler binary (tests/e2e/build.sh builds it, or set KUBE_SCHEDULER_BIN)")
     env = {**CLIENT_ENV, "KERNEL_USERNAME": "gpu-holder", "KERNEL_GPUS": "1"}
     kernel, ws = gpu_kernel(stack, env)
     try:
-        assert stack.kernel_pod(kernel["id"])["spec"]["nodeName"] == "fake-node"
+        assert stack.kernel_pod(kernel["id"])["spec"]["nodeName"] == stack.cp.node_name
         before = counters(stack)
         second = {**env, "KERNEL_USERNAME": "gpu-waiter", "KERNEL_NAMESPACE": ks.GATEWAY_NS}
         t0 = time.monotonic()
@@ -632,14 +650,14 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     notebook_kernel["ws"].close()
     wait_for(lambda: stack.eg.api("GET", f"/api/kernels/{kernel_id}")[1]["connections"] == 0, timeout=10)
     last_activity = stack.eg.api("GET", f"/api/kernels/{kernel_id}")[1]["last_activity"]
-    record = stack.node.record(pod["metadata"]["namespace"], pod["metadata"]["name"])
-    wait_for(lambda: record.deleted, timeout=CULL_IDLE + CULL_INTERVAL + 30, what="the kernel pod's deletion")
-    idle = record.deleted - datetime.fromisoformat(last_activity.replace("Z", "+00:00")).timestamp()
+    deleted = pod_deleted(stack, kernel_id, pod["metadata"]["uid"], timeout=CULL_IDLE + CULL_INTERVAL + 30)
+    idle = deleted - datetime.fromisoformat(last_activity.replace("Z", "+00:00")).timestamp()
     figures["last_activity_to_pod_deleted_s"] = round(idle, 2)
     culled = ("elastic_jupyter_kernel_ends_total", "python_kubernetes", "culled")
     wait_for(lambda: increase(before, counters(stack)) == {culled: 1}, timeout=15, what="the culled kernel counted")
     assert CULL_IDLE - 0.5 <= idle <= CULL_IDLE + CULL_INTERVAL + 20
-    wait_for(lambda: record.stopped, timeout=15, what="the kernel process to stop")
+    gone = pod_gone(stack, kernel_id, pod["metadata"]["uid"], timeout=60, what="the kubelet to stop the culled pod")
+    figures["last_activity_to_pod_gone_s"] = round(gone - deleted + idle, 2)
     # EG forgets the kernel once its shutdown ends; Jupyter Server when it lists the gateway's kernels.
     wait_for(lambda: stack.eg.api("GET", f"/api/kernels/{kernel_id}")[0] == 404, timeout=30, what="EG's 404")
     listed = stack.jupyter.api("GET", "/api/kernels")
@@ -649,7 +667,6 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     left = stack.kernel_pods()
     figures["kernel_pods_left_after_culling"] = len(left)
     assert not left, [p["metadata"]["name"] for p in left]
-    assert not stack.node.running()
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])
@@ -675,22 +692,24 @@ def test_after_a_gateway_restart_no_kernel_pod_is_left_that_no_gateway_culls(sta
             with contextlib.suppress(Exception):
                 ws.close()
     after_stop = len(stack.kernel_pods())
-    running_after_stop = len(stack.node.running())
     t0 = time.monotonic()
-    stack.start_gateway()
+    stack.wait_gateway(after=stopped["before"])
     restarted = time.monotonic() - t0
-    wait_for(lambda: not stack.kernel_pods(), timeout=CULL_IDLE + CULL_INTERVAL + 20, what="no kernel pods")
+    with contextlib.suppress(TimeoutError):
+        wait_for(lambda: not stack.kernel_pods(), timeout=CULL_IDLE + CULL_INTERVAL + 30, what="no kernel pods")
+    left = [p["metadata"]["name"] for p in stack.kernel_pods()]
     gone = time.monotonic() - t0
     figures[f"restart.{signal_name}"] = {
         "kernel_pods_before": before,
         "gateway_exit_s": stopped["seconds"],
         "kernel_pods_after_gateway_exit": after_stop,
-        "kernel_processes_after_gateway_exit": running_after_stop,
         "gateway_restart_s": round(restarted, 2),
         "seconds_from_restart_to_no_kernel_pod": round(gone, 2),
-        "sweep_log": stack.init_logs.get("sweep-kernels", "").strip()[-200:],
+        "kernel_pods_left": left,
     }
     assert before == 2
-    wait_for(lambda: not stack.node.running(), timeout=15, what="the node to stop every kernel")
+    assert not left, f"kernel pods no gateway culls after a {signal_name}: {left}"
+    # The gateway pod's containers end on SIGTERM, well within its 30 s grace period.
+    assert signal_name == "SIGKILL" or stopped["seconds"] < 20, stopped
     status, listed = stack.eg.api("GET", "/api/kernels")
     assert status == 200 and not [k for k in listed if k["id"] in kernels], listed

@@ -20,27 +20,18 @@ sys.path.insert(0, str(HERE.parent / "e2e"))
 
 import testimage  # noqa: E402
 from controlplane import DEFAULT_BIN_DIR, REPO_ROOT  # noqa: E402
+from leftout import announce, deselect  # noqa: E402
 from node import NodeCluster, can_run_node, leftovers  # noqa: E402
 
-LEFT_OUT = pytest.StashKey[list[str]]()
 FIGURES: dict[str, float] = {}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    ours = [item for item in items if item.get_closest_marker("node")]
-    lacks = [*can_run_node(DEFAULT_BIN_DIR), *testimage.missing()] if ours else []
-    if lacks:
-        config.hook.pytest_deselected(items=ours)
-        items[:] = [item for item in items if not item.get_closest_marker("node")]
-        config.stash[LEFT_OUT] = [f"{len(ours)} real-node tests left out; this machine lacks:", *lacks]
+    deselect(config, items, "node", lambda: [*can_run_node(DEFAULT_BIN_DIR), *testimage.missing()])
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    left_out = config.stash.get(LEFT_OUT, [])
-    if left_out:
-        terminalreporter.write_sep("=", left_out[0], red=True, bold=True)
-        for line in left_out[1:]:
-            terminalreporter.write_line(f"  - {line}")
+    announce(terminalreporter, config)
     if FIGURES:
         terminalreporter.write_sep("-", "real node: figures measured")
         for key, value in sorted(FIGURES.items()):

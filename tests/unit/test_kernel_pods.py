@@ -451,6 +451,14 @@ def test_the_sweep_looks_for_this_gateways_kernels_where_it_may_have_run_them():
     deployment = next(
         c for c in sync_gateway(PARENT, {}, kernel_role(), NOW, TOKEN)["children"] if c["kind"] == "Deployment"
     )
-    first = deployment["spec"]["template"]["spec"]["initContainers"][0]
-    assert first["name"] == "sweep-kernels" and first["command"][-1].endswith("/sweep.json")
+    # At every start of the gateway container (a crash restarts it in the same pod, without
+    # init containers: the real node showed the pods a killed EG left never culled).
+    pod = deployment["spec"]["template"]["spec"]
+    gateway_container = next(c for c in pod["containers"] if c["name"] == "gateway")
+    command = gateway_container["lifecycle"]["postStart"]["exec"]["command"]
+    assert command[0] == "python" and command[1].endswith("/kernel_sweep.py") and command[2].endswith("/sweep.json")
+    mounted = {m["name"]: m["mountPath"] for m in gateway_container["volumeMounts"]}
+    items = next(v for v in pod["volumes"] if v["name"] == "python-path")["configMap"]["items"]
+    assert {f"{mounted['python-path']}/{i['path']}" for i in items} >= set(command[1:])
+    assert "sweep-kernels" not in [c["name"] for c in pod["initContainers"]]
     assert DATA["kernel_sweep.py"].startswith('"""Delete the kernel pods a previous gateway left behind')
