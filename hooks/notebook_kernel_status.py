@@ -99,7 +99,7 @@ def _entry(kernel_id: str, pod: dict, before: dict | None, now: str) -> dict:
     end = reasons.pod_end(pod)
     last = _dict(before.get("lastEnd")) if before else {}
     if end is not None:
-        same = last.get("reason") == end.code and (last.get("at") or "") >= entry["started"]
+        same = last.get("reason") == end.code and before is not None and before.get("started") == entry["started"]
         entry["lastEnd"] = last if same else {"reason": end.code, "message": end.message, "at": _finished(pod) or now}
     elif before and before.get("started") != entry["started"]:
         # A new pod of the same kernel (the gateway restarted it): why the old one ended.

@@ -128,7 +128,7 @@ ENTRY = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(st.lists(st.one_of(POD, st.builds(oom, st.sampled_from([T0, T1, T2])))), st.one_of(TEXT, st.lists(ENTRY)))
 def test_any_pods_and_previous_status_give_a_valid_stable_status(pods, previous):
     out = kernels(*pods, previous=previous)
