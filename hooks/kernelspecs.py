@@ -64,6 +64,10 @@ STOCK_PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.Kubernetes
 PROXY_MODULES = ("kernel_proxy.py", "kernel_reasons.py", "kernel_metrics.py")
 KERNEL_MANAGER = "kernel_metrics.MeteredKernelManager"  # EG's, counting kernels by reason
 GPU = "nvidia.com/gpu"
+# Labels of our kernel pods (besides EG's kernel_id and the gateway's): the notebook that started
+# the kernel (the front door stamps it from the caller's identity) and the kernel profile.
+NOTEBOOK_LABEL = "kubeflow.tkestack.io/notebook"
+PROFILE_LABEL = "kubeflow.tkestack.io/kernel-profile"
 
 DEFAULT_PROFILE = KernelProfile(
     name=DEFAULT_KERNEL_PROFILE,
@@ -200,7 +204,7 @@ def pod_template(profile: KernelProfile, gateway: str, namespace: str) -> str:
         "app": "enterprise-gateway",
         "component": "kernel",
         "source": "kernel-pod.yaml",
-        "kubeflow.tkestack.io/kernel-profile": profile.name,
+        PROFILE_LABEL: profile.name,
         **ch.gateway_client_labels(gateway, namespace),
     }
     pod_security = {
@@ -230,7 +234,7 @@ def pod_template(profile: KernelProfile, gateway: str, namespace: str) -> str:
         "    kernel_id: {{ kernel_id | yaml_safe }}",
         *(f"    {_literal(k)}: {_literal(v)}" for k, v in sorted(labels.items())),
         "{% if kernel_notebook %}",
-        "    kubeflow.tkestack.io/notebook: {{ kernel_notebook | yaml_safe }}",
+        f"    {NOTEBOOK_LABEL}: {{{{ kernel_notebook | yaml_safe }}}}",
         "{% endif %}",
         "  annotations:",
         '    cluster-autoscaler.kubernetes.io/safe-to-evict: "false"',

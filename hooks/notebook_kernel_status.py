@@ -21,11 +21,11 @@ carried forward. The previous status is input like any other: read defensively.
 from __future__ import annotations
 
 from . import kernel_reasons as reasons
+from .children import as_dict as _dict
 from .children import gateway_client_labels
+from .kernelspecs import NOTEBOOK_LABEL, PROFILE_LABEL
 
 PODS = "Pod.v1"
-NOTEBOOK_LABEL = "kubeflow.tkestack.io/notebook"
-PROFILE_LABEL = "kubeflow.tkestack.io/kernel-profile"
 MAX_ENDED = 10
 ENDED = "Ended"
 DELETED = {
@@ -42,10 +42,6 @@ def related_rule(name: str, namespace: str, gateway: tuple[str, str]) -> dict:
     """The customize hook's rule: this notebook's kernel pods, in its namespace only."""
     return {"apiVersion": "v1", "resource": "pods", "namespace": namespace,
             "labelSelector": {"matchLabels": selector(name, gateway)}}  # fmt: skip
-
-
-def _dict(value) -> dict:
-    return value if isinstance(value, dict) else {}
 
 
 def _text(value) -> str | None:
