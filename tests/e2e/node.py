@@ -75,6 +75,10 @@ SYSCTLS = ("net/ipv4/ip_forward", "net/bridge/bridge-nf-call-iptables")
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 NETNS_DIR = Path("/run/netns")
 HOST_STATE_DIRS = (Path("/run/containerd"), Path("/var/lib/cni"))  # created by containerd/CNI outside our dirs
+# Which node changed this host, and what the host was before: a run killed without teardown (SIGKILL,
+# a lost session) leaves its bridge, chains and mounts, and the next node sweeps them from this file.
+# On /run (tmpfs): a reboot, which undoes the changes too, forgets it.
+OWNER_FILE = Path("/run/elastic-jupyter-node.json")
 
 
 class NodeError(ControlPlaneError):
@@ -193,12 +197,58 @@ def leftovers() -> list[str]:
     found = []
     if bridge_exists():
         found.append(f"bridge {BRIDGE}")
+    if OWNER_FILE.exists():
+        found.append(f"file {OWNER_FILE}")
     found += [f"{k}: {', '.join(v)}" for k, v in node_chains().items()]
     found += [f"cgroup {p}" for p in _kubepods_cgroups() if p.name == "kubepods"]
     for pid in Path("/proc").iterdir():
         if pid.name.isdigit() and "containerd-shim" in _read(pid / "cmdline"):
             found.append(f"process {pid.name}: {_read(pid / 'cmdline').replace(chr(0), ' ').strip()}")
     return found
+
+
+def _read_owner() -> dict | None:
+    try:
+        return json.loads(OWNER_FILE.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def processes_of(workdir: Path) -> list[int]:
+    """Live processes whose command line names ``workdir``: a node's components and shims do."""
+    pids = []
+    for pid in Path("/proc").iterdir():
+        if pid.name.isdigit() and int(pid.name) != os.getpid() and str(workdir) in _read(pid / "cmdline"):
+            pids.append(int(pid.name))
+    return pids
+
+
+def sweep_killed_node() -> None:
+    """Undo the host changes of a node whose run was killed; refuse if that node still runs.
+
+    Without this, one lost run fails every later one on the machine with "bridge exists".
+    """
+    owner = _read_owner()
+    if owner is None:
+        raise NodeError(
+            f"bridge {BRIDGE} exists but no node recorded it in {OWNER_FILE}: another tool's, or a node from an "
+            f"older version; `make down`, or remove it by hand (ip link del {BRIDGE})"
+        )
+    workdir = Path(owner["workdir"])
+    alive = processes_of(workdir)
+    if owner["pid"] != os.getpid() and _read(f"/proc/{owner['pid']}/cmdline") == owner["cmdline"]:
+        alive.append(owner["pid"])  # its owner may be starting it
+    if alive:
+        raise NodeError(
+            f"another node runs here (state in {workdir}, pids {sorted(set(alive))}): `make down`, or let that run end"
+        )
+    print(f"node: a node in {workdir} was killed without teardown; undoing its host changes", file=sys.stderr)
+    stale = NodeCluster(workdir)
+    stale._host_before = owner["host_before"]
+    stale._changed_host = True
+    errors = stale.sweep_host()
+    if errors:
+        raise NodeError("could not undo the host changes of a killed node: " + "; ".join(errors))
 
 
 class NodeCluster(ControlPlane):
@@ -244,8 +294,8 @@ class NodeCluster(ControlPlane):
         missing = can_run_node(self.bin_dir)
         if missing:
             raise NodeError("this machine cannot run a real node; missing:\n  - " + "\n  - ".join(missing))
-        if bridge_exists():
-            raise NodeError(f"bridge {BRIDGE} exists: another node runs here (or one was not torn down: make down)")
+        if bridge_exists() or OWNER_FILE.exists():
+            sweep_killed_node()
         self._check_cidr_free()
         t0 = time.monotonic()
         self.node_dir.mkdir(parents=True, exist_ok=True)
@@ -306,6 +356,14 @@ class NodeCluster(ControlPlane):
             "chains": node_chains(),
             "tables": sorted(iptables_tables()),
         }
+        owner = {
+            "workdir": str(self.workdir),
+            "pid": os.getpid(),
+            "cmdline": _read("/proc/self/cmdline"),
+            "host_before": self._host_before,
+        }
+        with open(OWNER_FILE, "x") as f:  # "x": of two nodes starting at once, one changes the host
+            json.dump(owner, f, indent=1)
         self._changed_host = True
         self.host_state_file.write_text(json.dumps(self._host_before, indent=1))
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
@@ -359,6 +417,8 @@ class NodeCluster(ControlPlane):
             _delete_empty_table(table)
         self._changed_host = False
         self.host_state_file.unlink(missing_ok=True)
+        if (_read_owner() or {}).get("workdir") == str(self.workdir):
+            OWNER_FILE.unlink(missing_ok=True)
         left = leftovers()
         if left:
             errors.append("left on the host: " + "; ".join(left))

@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from node import GPU_RESOURCE, NodeCluster
+from node import BRIDGE, GPU_RESOURCE, NodeCluster, NodeError, bridge_exists
 from testimage import TEST_IMAGE
 
 pytestmark = [pytest.mark.node]
@@ -200,3 +200,14 @@ def test_gpu_extended_resource_is_scheduled_against_the_nodes_count(nc: NodeClus
     nc.kubectl("delete", "pod", "gpu-1", "-n", NS, "--wait=true")
     placed = nc.wait_pod_phase(NS, "gpu-2", "Running")
     assert placed["spec"]["nodeName"] == nc.node_name
+
+
+def test_a_second_node_is_refused_while_one_runs(nc: NodeCluster, workdir) -> None:
+    """Only one node fits a host (one bridge, one pod CIDR); a second start names the running one
+    and touches nothing of it."""
+    second = NodeCluster(workdir / "second")
+    with pytest.raises(NodeError, match=f"another node runs here \\(state in {nc.workdir}"):
+        second.start()
+    assert bridge_exists(), f"the running node's {BRIDGE} is kept"
+    ready = next(c for c in nc.node()["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
