@@ -72,7 +72,6 @@ LOCAL_PROCESS_PROXY = "enterprise_gateway.services.processproxies.processproxy.L
 DOCKER_STACKS_IMAGE = re.compile(r"^(quay\.io/|docker\.io/)?jupyter/[\w.-]*-notebook(:|@|$)")
 DOCKER_STACKS_START = {"start-notebook.py", "start-notebook.sh", "start-singleuser.py", "start.sh"}
 NOTEBOOK_DEFAULT_PORT = 8888  # docker-stacks /etc/jupyter/jupyter_server_config.py: c.ServerApp.port
-JOVYAN_HOME = "/home/jovyan"  # docker-stacks WORKDIR, the server's root_dir
 
 SUBSTITUTIONS: tuple[Substitution, ...] = (
     Substitution(
@@ -135,13 +134,13 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
         "kernelspec-name",
         "kernelspec names " + ", ".join(sorted(KERNELSPEC_MAP)) + " (default_kernel_name, "
         "whitelist/allowed lists, EG_DEFAULT_KERNEL_NAME, EG_ALLOWED_KERNELS)",
-        "python3 (ipykernel's spec in the EG venv); not in tests/kernels",
+        "python3 (ipykernel's spec in the EG venv)",
         "kernel images / pods do not exist",
     ),
     Substitution(
         "process-proxy",
         K8S_PROCESS_PROXY,
-        LOCAL_PROCESS_PROXY + "; not in tests/kernels, where EG creates real kernel pods",
+        LOCAL_PROCESS_PROXY,
         "kernels run as local children of EG instead of pods",
     ),
     Substitution(
@@ -189,9 +188,6 @@ class _Ctx:
     mounts: dict[str, Path]  # mountPath -> local dir
     ports: dict[int, int]  # containerPort -> local port
     services: dict[str, tuple[str, int]]  # "svc.ns:port" -> (host, port)
-    # True when kernels really run as pods (tests/kernels): rows process-proxy and
-    # kernelspec-name are then off, so EG uses its KubernetesProcessProxy and real names.
-    remote_kernels: bool = False
 
 
 def _subst_text(s: str, ctx: _Ctx) -> str:
@@ -210,14 +206,11 @@ def _subst_text(s: str, ctx: _Ctx) -> str:
         return f"{host}:{lport}"
 
     s = _SVC_RE.sub(svc, s)
-    s = s.replace("0.0.0.0", LOOPBACK)
-    if not ctx.remote_kernels:
-        s = s.replace(K8S_PROCESS_PROXY, LOCAL_PROCESS_PROXY)
-    return s
+    return s.replace("0.0.0.0", LOOPBACK).replace(K8S_PROCESS_PROXY, LOCAL_PROCESS_PROXY)
 
 
-def _map_kernel_name(v: Any, ctx: _Ctx) -> Any:
-    return KERNELSPEC_MAP.get(v, v) if isinstance(v, str) and not ctx.remote_kernels else v
+def _map_kernel_name(v: Any) -> Any:
+    return KERNELSPEC_MAP.get(v, v) if isinstance(v, str) else v
 
 
 def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
@@ -226,7 +219,7 @@ def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
         return {k: _subst_json(v, ctx, k) for k, v in obj.items()}
     if isinstance(obj, list):
         if key in ("whitelist", "allowed_kernelspecs", "allowed_kernels"):
-            return [_map_kernel_name(x, ctx) for x in obj]
+            return [_map_kernel_name(x) for x in obj]
         return [_subst_json(x, ctx) for x in obj]
     if isinstance(obj, bool):
         return obj
@@ -234,7 +227,7 @@ def _subst_json(obj: Any, ctx: _Ctx, key: str | None = None) -> Any:
         return ctx.ports[obj]
     if isinstance(obj, str):
         if key == "default_kernel_name":
-            return _map_kernel_name(obj, ctx)
+            return _map_kernel_name(obj)
         return _subst_text(obj, ctx)
     return obj
 
@@ -268,8 +261,8 @@ def _subst_env(name: str, value: str, ctx: _Ctx) -> str:
     if name.upper().endswith("PORT") and value.isdigit() and int(value) in ctx.ports:
         return str(ctx.ports[int(value)])
     if name in ("EG_DEFAULT_KERNEL_NAME",):
-        return _map_kernel_name(value, ctx)
-    if name in ("EG_ALLOWED_KERNELS", "EG_KERNEL_WHITELIST") and not ctx.remote_kernels:
+        return _map_kernel_name(value)
+    if name in ("EG_ALLOWED_KERNELS", "EG_KERNEL_WHITELIST"):
         for k, v in KERNELSPEC_MAP.items():
             value = value.replace(k, v)
     return _subst_text(value, ctx)
@@ -484,10 +477,7 @@ def start_container(
     token: str | None = None,
     ready_path: str | None = None,
     ready_timeout: float = 60,
-    remote_kernels: bool = False,
-    mount_dirs: Mapping[str, Path] | None = None,
     extra_env: Mapping[str, str] | None = None,
-    port_map: Mapping[int, int] | None = None,
     pod_ports: Mapping[int, int] | None = None,
 ) -> LocalProcess:
     """Start one rendered container as a local process (see SUBSTITUTIONS).
@@ -496,12 +486,7 @@ def start_container(
     notebook-server-args rows) or "generic".  services: {"svc.ns:port": LocalProcess |
     (LocalProcess, containerPort) | "host:port"} for the service-host row.  token: used
     only for the readiness probe / handle headers.  ready_path: GET until 200.
-    remote_kernels: kernels are real pods (rows process-proxy and kernelspec-name off).
-    mount_dirs: {mountPath: existing local dir} for volumes shared between processes (a
-    workspace PVC); a mount under the image's WORKDIR /home/jovyan also appears under the
-    notebook's root_dir.  extra_env: set after the container env (tests/kernels lists why
-    in its own substitution rows).  port_map: reuse these local ports (a restarted gateway
-    keeps its address, as a pod keeps its Service).  pod_ports: the local ports of the other
+    extra_env: set after the container env (a test's PYTHONPATH, say).  pod_ports: the local ports of the other
     containers of the same pod (row pod-ports), which this one reaches on its loopback.
     """
     name = container.get("name") or "container"
@@ -513,7 +498,7 @@ def start_container(
     cports = [int(p["containerPort"]) for p in container.get("ports") or []]
     if role == "notebook" and NOTEBOOK_DEFAULT_PORT not in cports:
         cports.insert(0, NOTEBOOK_DEFAULT_PORT)
-    ports = {p: (port_map or {}).get(p) or free_port() for p in cports}
+    ports = {p: free_port() for p in cports}
 
     # --- services
     svc: dict[str, tuple[str, int]] = {}
@@ -539,7 +524,7 @@ def start_container(
         mp = vm["mountPath"]
         if vm.get("subPath"):
             raise LocalRunError(f"{name}: subPath mounts are not supported ({mp})")
-        d = Path((mount_dirs or {}).get(mp) or workdir / "mounts" / vm.get("name", uuid.uuid4().hex[:6]))
+        d = workdir / "mounts" / vm.get("name", uuid.uuid4().hex[:6])
         d.mkdir(parents=True, exist_ok=True)
         mounts[mp] = d
         mount_ro[mp] = bool(vm.get("readOnly"))
@@ -547,7 +532,7 @@ def start_container(
     if unknown:
         raise LocalRunError(f"{name}: files given for paths that are not volumeMounts: {sorted(unknown)}")
     siblings = {p: local for p, local in (pod_ports or {}).items() if p not in ports}
-    ctx = _Ctx(mounts=mounts, ports={**siblings, **ports}, services=svc, remote_kernels=remote_kernels)
+    ctx = _Ctx(mounts=mounts, ports={**siblings, **ports}, services=svc)
     for mp, content in files.items():
         for fname, data in content.items():
             raw = data.encode() if isinstance(data, str) else bytes(data)
@@ -603,15 +588,6 @@ def start_container(
         working_dir = container.get("workingDir")
         if working_dir and map_path(working_dir, mounts) != working_dir:
             root_dir = Path(map_path(working_dir, mounts))  # the server's root is its working directory
-        for mp, d in (mount_dirs or {}).items():
-            rel = os.path.relpath(mp, JOVYAN_HOME)
-            if rel == ".":
-                root_dir = Path(d)
-            elif not rel.startswith(".."):
-                link = workdir / "home" / rel
-                link.parent.mkdir(parents=True, exist_ok=True)
-                if not link.exists():
-                    link.symlink_to(d, target_is_directory=True)
         argv += [
             f"--ServerApp.ip={LOOPBACK}",
             f"--ServerApp.port={main_port}",
