@@ -2,6 +2,7 @@
 
     python -m bench.scale [--cases shipped:100,shipped:300,shipped:1000,default:100] [--steady 60]
                           [--long-steady shipped:1000=300] [--outage shipped:1000=60]
+                          [--kernel-pods shipped:1000=1000]
 
 Each case gets a fresh local control plane (tests/e2e/controlplane.py, binaries from
 tests/e2e/build.sh) with an audit log of every write, the hook server (`python -m hooks serve`,
@@ -14,8 +15,14 @@ Per case: one gateway, then N notebooks POSTed at once (8 client threads); secon
 notebook has its three children and until every notebook has a status for its generation written
 after its children existed (polled each second); then a steady window: writes to parents and children (from the
 audit log, by user agent), CPU seconds of the hook server and of Metacontroller, hook calls; peak RSS
-of both. Optionally a hook outage: the hook server stopped for S seconds while the gateway changes
-and 10 notebooks are added, then restarted on the same port; seconds until all of it converged.
+of both. Optionally kernel pods (status.kernels makes Metacontroller watch pods): K pods labelled as the
+kernels of K notebooks (no kubelet: they stay Pending), seconds until every notebook lists its
+kernel; then each pod's status written as a kubelet would for an OOMKilled kernel, seconds until
+every notebook shows the end's reason; hook calls, notebook status writes and CPU per pod change,
+then a steady window with the pods there, then K pods that are nobody's kernels created and deleted
+(Metacontroller matches every pod event against every notebook). Optionally a hook outage: the hook
+server stopped for S seconds while the gateway changes and 10 notebooks are added, then restarted on
+the same port; seconds until all of it converged.
 """
 
 from __future__ import annotations
@@ -42,6 +49,9 @@ from controlplane import (  # noqa: E402
     wait_for,
 )
 from hookserver import hook_token, overlay  # noqa: E402
+
+from hooks.kernelspecs import PROFILE_LABEL  # noqa: E402
+from hooks.notebook_kernel_status import selector  # noqa: E402
 
 GROUP = "kubeflow.tkestack.io"
 NS = "bench"
@@ -95,12 +105,19 @@ class Api:
         self.server = cp.server
         self.ctx = cp.ssl_context()
 
-    def request(self, method: str, path: str, body: dict | None = None, accept: str = "application/json") -> dict:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: dict | None = None,
+        accept: str = "application/json",
+        content_type: str = "application/json",
+    ) -> dict:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(self.server + path, data=data, method=method)
         req.add_header("Accept", accept)
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            req.add_header("Content-Type", content_type)
         with urllib.request.urlopen(req, context=self.ctx, timeout=60) as r:
             return json.loads(r.read())
 
@@ -183,6 +200,11 @@ def audit_writes(log: Path, since: float, until: float) -> dict[str, dict[str, i
     return out
 
 
+def write_count(writes: dict[str, dict[str, int]]) -> int:
+    """All writes in an ``audit_writes`` result."""
+    return sum(sum(v.values()) for v in writes.values())
+
+
 def discovery_requests(log: Path, since: float, until: float) -> int:
     count = 0
     for line in log.read_text().splitlines():
@@ -258,7 +280,7 @@ def case_flags(flags_name: str) -> list[str]:
     return [f for f in flags if f.split("=")[0] not in names] + overrides
 
 
-def run_case(flags_name: str, n: int, steady: float, outage: float, workdir: Path) -> dict:
+def run_case(flags_name: str, n: int, steady: float, outage: float, kernel_pods: int, workdir: Path) -> dict:
     flags = case_flags(flags_name)
     policy = workdir / "audit-policy.yaml"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -333,16 +355,164 @@ def run_case(flags_name: str, n: int, steady: float, outage: float, workdir: Pat
             flush=True,
         )
 
-        if outage:
-            figures, hooks = hook_outage(cp, api, hooks, port, outage)
-            result.update(figures)
-        result["peak_rss_mib"] = {
+        result["peak_rss_mib"] = {  # before kernel pods and the outage: the kernel phase reports its own
             "hooks": round(peak_rss_mib(hooks.pid)),
             "metacontroller": round(peak_rss_mib(mc.pid)),
         }
+        if kernel_pods:
+            result.update(kernel_pods_phase(api, hooks, mc, port, audit, names[:kernel_pods], min(steady, 60)))
+        if outage:
+            figures, hooks = hook_outage(cp, api, hooks, port, outage)
+            result.update(figures)
         result["load_after"] = loadavg()
         cp.stop_metacontroller()
     return result
+
+
+# ---------------------------------------------------------------- kernel pods
+def kernel_pod(notebook_name: str) -> dict:
+    """A kernel pod of ``notebook_name`` as its gateway's launcher labels it (kernel id = notebook name)."""
+    labels = {**selector(notebook_name, ("gw", NS)), "kernel_id": notebook_name, PROFILE_LABEL: "python_kubernetes"}
+    container = {"name": "kernel", "image": "elyra/kernel-py:3.3.0", "resources": {"limits": {"memory": "512Mi"}}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": f"{notebook_name}-kernel", "namespace": NS, "labels": labels},
+        "spec": {"restartPolicy": "Never", "automountServiceAccountToken": False, "containers": [container]},
+    }
+
+
+def oom_killed_status() -> dict:
+    """What a kubelet writes for a kernel over its memory limit (no kubelet here)."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    terminated = {"reason": "OOMKilled", "exitCode": 137, "startedAt": now, "finishedAt": now}
+    return {
+        "status": {
+            "phase": "Failed",
+            "startTime": now,
+            "containerStatuses": [
+                {
+                    "name": "kernel",
+                    "image": "elyra/kernel-py:3.3.0",
+                    "imageID": "",
+                    "ready": False,
+                    "restartCount": 0,
+                    "state": {"terminated": terminated},
+                }
+            ],
+        }
+    }
+
+
+def kernels_of(api: Api) -> dict[str, list[dict]]:
+    return {i["metadata"]["name"]: (i.get("status") or {}).get("kernels") or [] for i in api.notebooks()}
+
+
+def wait_kernels(api: Api, names: list[str], done, t0: float, what: str) -> float:
+    """Seconds from t0 until ``done(kernels)`` holds for every notebook in ``names``."""
+    wait_for(lambda: all(done(k) for n, k in kernels_of(api).items() if n in names), timeout=900, interval=1, what=what)
+    return round(time.monotonic() - t0, 1)
+
+
+def kernel_pods_phase(
+    api: Api, hooks: Process, mc: Process, port: int, audit: Path, names: list[str], steady: float
+) -> dict:
+    """One kernel pod per notebook in ``names``: created, then OOMKilled; then a steady window."""
+    out: dict = {"kernel_pods": len(names)}
+    w0, calls0 = time.time(), hook_calls(port)
+    cpu0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+    t0 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: api.request("POST", f"/api/v1/namespaces/{NS}/pods", kernel_pod(n)), names))
+    out["kernels_listed_s"] = wait_kernels(
+        api, names, lambda k: [e.get("phase") for e in k] == ["Pending"], t0, "every notebook listing its kernel"
+    )
+    t1 = time.monotonic()
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda n: api.request(
+                    "PATCH",
+                    f"/api/v1/namespaces/{NS}/pods/{n}-kernel/status",
+                    oom_killed_status(),
+                    content_type="application/merge-patch+json",
+                ),
+                names,
+            )
+        )
+    out["kernels_ended_s"] = wait_kernels(
+        api,
+        names,
+        lambda k: [(e.get("lastEnd") or {}).get("reason") for e in k] == ["oom-killed"],
+        t1,
+        "every notebook showing its kernel's OOMKilled end",
+    )
+    wait_idle(mc.pid)  # the last status writes' own watch events
+    w1 = time.time()
+    writes = audit_writes(audit, w0, w1)
+    status_writes = sum(v.get("jupyternotebooks/status", 0) for v in writes.values())
+    out["kernel_phase_hook_calls_per_pod_change"] = round((hook_calls(port) - calls0) / (2 * len(names)), 2)
+    out["kernel_phase_status_writes_per_notebook"] = round(status_writes / len(names), 2)
+    out["kernel_phase_other_writes"] = write_count(writes) - status_writes
+    out["kernel_phase_cpu_s"] = {
+        "hooks": round(cpu_seconds(hooks.pid) - cpu0["hooks"], 1),
+        "metacontroller": round(cpu_seconds(mc.pid) - cpu0["metacontroller"], 1),
+    }
+    c0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+    time.sleep(steady)
+    out["kernel_steady_s"] = steady
+    out["kernel_steady_writes"] = audit_writes(audit, w1, time.time())
+    out["kernel_steady_cpu_s"] = {
+        "hooks": round(cpu_seconds(hooks.pid) - c0["hooks"], 2),
+        "metacontroller": round(cpu_seconds(mc.pid) - c0["metacontroller"], 2),
+    }
+    out.update(other_pods(api, hooks, mc, port, audit, len(names)))
+    out["kernel_peak_rss_mib"] = {
+        "hooks": round(peak_rss_mib(hooks.pid)),
+        "metacontroller": round(peak_rss_mib(mc.pid)),
+    }
+    print(f"[kernel pods {len(names)}] {json.dumps(out)}", flush=True)
+    return out
+
+
+def wait_idle(pid: int, below: float = 0.02) -> None:
+    """Until the process used less than ``below`` CPU seconds in each of two consecutive seconds."""
+    quiet, last = 0, cpu_seconds(pid)
+    while quiet < 2:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        quiet, last = (quiet + 1 if now - last < below else 0), now
+
+
+def other_pods(api: Api, hooks: Process, mc: Process, port: int, audit: Path, count: int) -> dict:
+    """``count`` pods that are no notebook's kernels, created then deleted: what any pod churn costs."""
+    w0, calls0 = time.time(), hook_calls(port)
+    cpu0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+    labels = {"app": "not-a-kernel"}
+    with ThreadPoolExecutor(8) as pool:
+        list(
+            pool.map(
+                lambda i: api.request(
+                    "POST",
+                    f"/api/v1/namespaces/{NS}/pods",
+                    {**kernel_pod(f"other-{i}"), "metadata": {"name": f"other-{i}", "namespace": NS, "labels": labels}},
+                ),
+                range(count),
+            )
+        )
+    api.request("DELETE", f"/api/v1/namespaces/{NS}/pods?labelSelector=app%3Dnot-a-kernel")
+    wait_idle(mc.pid)
+    out = {
+        "other_pods": count,
+        "other_pods_hook_calls": hook_calls(port) - calls0,
+        "other_pods_writes": write_count(audit_writes(audit, w0, time.time())),
+        "other_pods_cpu_s": {
+            "hooks": round(cpu_seconds(hooks.pid) - cpu0["hooks"], 1),
+            "metacontroller": round(cpu_seconds(mc.pid) - cpu0["metacontroller"], 1),
+        },
+    }
+    print(f"[other pods {count}] {json.dumps(out)}", flush=True)
+    return out
 
 
 def hook_outage(cp: ControlPlane, api: Api, hooks: Process, port: int, seconds: float) -> tuple[dict, Process]:
@@ -381,10 +551,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steady", type=float, default=60, help="seconds of steady state per case")
     parser.add_argument("--long-steady", default="shipped:1000=300", help="case=seconds overriding --steady")
     parser.add_argument("--outage", default="shipped:1000=60", help="case=seconds of hook outage")
+    parser.add_argument("--kernel-pods", default="shipped:1000=1000", help="case=kernel pods (one per notebook)")
     parser.add_argument("--out", default=str(ROOT / "test-output" / "bench-scale"))
     args = parser.parse_args(argv)
     metacontroller_release()  # fails early, saying how to give it
-    long_steady, outages = parse_map(args.long_steady), parse_map(args.outage)
+    long_steady, outages, pods = parse_map(args.long_steady), parse_map(args.outage), parse_map(args.kernel_pods)
     out = Path(args.out) / time.strftime("run-%Y%m%d-%H%M%S")
     results = []
     for case in args.cases.split(","):
@@ -394,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
             int(n),
             long_steady.get(case, args.steady),
             outages.get(case, 0),
+            int(pods.get(case, 0)),
             out / case.replace(":", "-").replace("+", ""),
         )
         results.append(result)
@@ -403,22 +575,57 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def table(results: list[dict]) -> str:
-    rows = [
-        "| flags | N | apply (s) | all children (s) | all status (s) | steady window (s) | writes in window | "
-        "CPU s hooks / MC in window | hook calls in window | peak RSS MiB hooks / MC | MC API requests per notebook "
-        "| load before → after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+def pair(figures: dict) -> str:
+    """'hooks / metacontroller' of a per-process figure."""
+    return f"{figures['hooks']} / {figures['metacontroller']}"
+
+
+CONVERGENCE_COLUMNS = {
+    "flags": lambda r: r["flags"],
+    "N": lambda r: r["n"],
+    "apply (s)": lambda r: r["apply_s"],
+    "all children (s)": lambda r: r["children_s"],
+    "all status (s)": lambda r: r["status_s"],
+    "steady window (s)": lambda r: f"{r['steady_s']:.0f}",
+    "writes in window": lambda r: write_count(r["steady_writes"]),
+    "CPU s hooks / MC in window": lambda r: pair(r["steady_cpu_s"]),
+    "hook calls in window": lambda r: r["steady_hook_calls"],
+    "peak RSS MiB hooks / MC": lambda r: pair(r["peak_rss_mib"]),
+    "MC API requests per notebook": lambda r: f"{sum(r.get('convergence_mc_requests', {}).values()) / r['n']:.1f}",
+    "load before → after": lambda r: f"{r['load_before']} → {r['load_after']}",
+}
+KERNEL_POD_COLUMNS = {
+    "flags": lambda r: r["flags"],
+    "N": lambda r: r["n"],
+    "kernel pods": lambda r: r["kernel_pods"],
+    "all listed (s)": lambda r: r["kernels_listed_s"],
+    "all OOMKilled shown (s)": lambda r: r["kernels_ended_s"],
+    "hook calls per pod change": lambda r: r["kernel_phase_hook_calls_per_pod_change"],
+    "status writes per notebook": lambda r: r["kernel_phase_status_writes_per_notebook"],
+    "other writes": lambda r: r["kernel_phase_other_writes"],
+    "CPU s hooks / MC": lambda r: pair(r["kernel_phase_cpu_s"]),
+    "steady (s)": lambda r: f"{r['kernel_steady_s']:.0f}",
+    "writes in steady": lambda r: write_count(r["kernel_steady_writes"]),
+    "peak RSS MiB hooks / MC": lambda r: pair(r["kernel_peak_rss_mib"]),
+    "other pods created+deleted": lambda r: r["other_pods"],
+    "their hook calls / writes": lambda r: f"{r['other_pods_hook_calls']} / {r['other_pods_writes']}",
+    "their CPU s hooks / MC": lambda r: pair(r["other_pods_cpu_s"]),
+}
+
+
+def markdown_table(columns: dict, results: list[dict]) -> list[str]:
+    return [
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
+        *("| " + " | ".join(str(cell(r)) for cell in columns.values()) + " |" for r in results),
     ]
-    for r in results:
-        writes = sum(sum(v.values()) for v in r["steady_writes"].values())
-        rows.append(
-            f"| {r['flags']} | {r['n']} | {r['apply_s']} | {r['children_s']} | {r['status_s']} | {r['steady_s']:.0f} | "
-            f"{writes} | {r['steady_cpu_s']['hooks']} / {r['steady_cpu_s']['metacontroller']} | "
-            f"{r['steady_hook_calls']} | {r['peak_rss_mib']['hooks']} / {r['peak_rss_mib']['metacontroller']} | "
-            f"{sum(r.get('convergence_mc_requests', {}).values()) / r['n']:.1f} | "
-            f"{r['load_before']} → {r['load_after']} |"
-        )
+
+
+def table(results: list[dict]) -> str:
+    rows = markdown_table(CONVERGENCE_COLUMNS, results)
+    pod_rows = [r for r in results if r.get("kernel_pods")]
+    if pod_rows:
+        rows += ["", *markdown_table(KERNEL_POD_COLUMNS, pod_rows)]
     return "\n".join(rows)
 
 
