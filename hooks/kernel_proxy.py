@@ -24,7 +24,9 @@ gateway's PYTHONPATH; kernel.json names ``kernel_proxy.ReasonedKubernetesProcess
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import json
 import subprocess
 import sys
@@ -33,11 +35,13 @@ import threading
 import kernel_metrics as metrics
 import kernel_reasons as reasons
 from enterprise_gateway.services.processproxies.k8s import KubernetesProcessProxy
+from enterprise_gateway.services.processproxies.processproxy import RemoteProcessProxy, poll_interval
 from kubernetes import client
 from tornado import web
 
 HTTP_REASON = "Kernel start failed"
 STDERR_LINES = 60  # the launcher's last lines kept to explain its failure
+LAUNCHER_GRACE = 5.0  # seconds the launcher may still take to say why, once the stock wait is over
 
 
 class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
@@ -80,11 +84,41 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
             self.local_proc = None
             self._fail(reasons.launcher_failure("".join(self._stderr)))
 
+    async def handle_timeout(self):
+        """The stock wait, but when it is about to end, a launcher that failed says why first.
+
+        EG reads the client's KERNEL_LAUNCH_TIMEOUT before the guard runs: with -1 (which the
+        guard refuses) the stock wait ends on its first check, before the guard's exit is seen,
+        and the user got "Waited too long (-1.0s) to get connection file" instead of the reason.
+        EG's clock has whole seconds, hence the extra second."""
+        elapsed = RemoteProcessProxy.get_time_diff(self.start_time, RemoteProcessProxy.get_current_time())
+        if elapsed + poll_interval + 1 > self.kernel_launch_timeout:
+            await asyncio.get_running_loop().run_in_executor(None, self._wait_for_launcher, LAUNCHER_GRACE)
+            self.detect_launch_failure()
+        await super().handle_timeout()
+
+    def _wait_for_launcher(self, seconds: float) -> None:
+        proc = self.local_proc
+        if proc is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=seconds)
+
     # ------------------------------------------------------------------ the pod
     def get_container_status(self, iteration: int | None) -> str:
         """The stock method's answer, from one list of the kernel's pod as JSON; while the
         kernel starts (``iteration`` set), a pod that will not run fails the start."""
-        pod = self._pod = self._kernel_pod()
+        try:
+            pod = self._pod = self._kernel_pod()
+        except client.rest.ApiException as exc:
+            if not iteration:
+                raise
+            # A namespace the gateway may not read (a client's KERNEL_NAMESPACE, which the guard
+            # refuses): the launcher's reason once it exited, else the API server's answer; stock,
+            # "Unknown server error".
+            if self.local_proc is not None and self.local_proc.poll() is None:
+                return ""  # confirm_remote_startup asks detect_launch_failure next
+            self.detect_launch_failure()
+            self._fail(reasons.pod_unreadable(self.kernel_namespace, exc.status, exc.reason))
         phase = ""
         if pod is not None:
             self._seen = pod

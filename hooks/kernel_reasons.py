@@ -95,6 +95,13 @@ def api_refusal(message: str) -> Reason:
     return Reason(REFUSED_BY_API, 403, _clip(f"the cluster refused the kernel pod: {message}"))
 
 
+def pod_unreadable(namespace: str, status: int | None, reason: str | None) -> Reason:
+    """The gateway may not list kernel pods in ``namespace`` (its RoleBinding is elsewhere)."""
+    code = 403 if status == 403 else 500
+    why = " ".join(str(x) for x in (status, reason) if x)
+    return Reason(REFUSED_BY_API, code, _clip(f"the gateway cannot read kernel pods in namespace {namespace}: {why}"))
+
+
 def _over_quota(requested: str, used: str, limited: str) -> str:
     """'requests.cpu (asked 3, 1 used of 2)' per resource the quota refused (the API server
     lists only those, comma-separated as name=quantity)."""

@@ -211,12 +211,13 @@ def test_a_client_cannot_steer_its_kernel_pod(stack, steer, figures):
     env, holds = STEERS[steer]
     username = f"steer-{steer}"
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, **env})
-    figures[f"steer.{steer}"] = "started, steering ignored" if status == 201 else f"refused {status}"
+    figures[f"steer.{steer}"] = "started, steering ignored" if status == 201 else f"refused {status}: {message(body)}"
     if status == 201:
         assert pod is not None, "EG started the kernel but no pod is in the API server"
         assert holds(pod), f"the client steered the pod: {pod['spec']}"
     else:
         assert status >= 400 and no_pod_named(stack, username), (status, body)
+        assert message(body) and "Unknown server error" not in message(body), f"the client is not told why: {body}"
 
 
 def test_only_the_gateways_own_kernelspecs_start(stack, figures):
@@ -450,10 +451,12 @@ def test_another_spelling_of_a_kernel_variable_is_refused_with_a_message(stack, 
     env = SPELLINGS[case]
     t0 = time.monotonic()
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, **env})
-    figures[f"spelling.{case}"] = f"{status} in {time.monotonic() - t0:.1f} s"
+    figures[f"spelling.{case}"] = f"{status} in {time.monotonic() - t0:.1f} s: {message(body)}"
     assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body, pod and pod["spec"])
     name = min(env)  # the guard names the first, in sorted order
-    stack.eg.wait_for_log(re.escape(f"{name!a} is not a kernel variable this gateway takes"))
+    refusal = f"{name!a} is not a kernel variable this gateway takes"
+    assert refusal in message(body), f"the client is not told why: {status} {body}"
+    stack.eg.wait_for_log(re.escape(refusal))
 
 
 @pytest.mark.parametrize("value", ["nan", "1e9", "-1", "61"])
@@ -464,10 +467,12 @@ def test_a_launch_timeout_the_gateway_would_not_wait_is_refused_at_once(stack, v
     t0 = time.monotonic()
     status, body, pod = started_pod(stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_LAUNCH_TIMEOUT": value})
     elapsed = time.monotonic() - t0
-    figures[f"launch_timeout.{value}"] = f"{status} in {elapsed:.1f} s"
+    figures[f"launch_timeout.{value}"] = f"{status} in {elapsed:.1f} s: {message(body)}"
     assert status >= 400 and pod is None and no_pod_named(stack, username), (status, body)
     assert elapsed < GATEWAY_SPEC["kernelLaunchTimeout"] / 2, "the gateway waited on the client's timeout"
-    stack.eg.wait_for_log(re.escape(f"KERNEL_LAUNCH_TIMEOUT={value!r} is not a number of seconds"))
+    refusal = f"KERNEL_LAUNCH_TIMEOUT={value!r} is not a number of seconds"
+    assert refusal in message(body), f"the client is not told why: {status} {body}"
+    stack.eg.wait_for_log(re.escape(refusal))
 
 
 def message(body) -> str:

@@ -254,3 +254,16 @@ def test_any_pod_gets_a_short_answer_or_none(value):
 def test_any_launcher_output_gets_a_short_answer(text):
     well_formed(kr.launcher_failure(text), kr.START_FAILURES)
     well_formed(kr.api_refusal(text), kr.START_FAILURES)
+
+
+def test_a_namespace_the_gateway_cannot_read_is_named():
+    reason = kr.pod_unreadable("kube-system", 403, "Forbidden")
+    assert reason == kr.Reason(
+        kr.REFUSED_BY_API, 403, "the gateway cannot read kernel pods in namespace kube-system: 403 Forbidden"
+    )
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=80), st.none() | st.integers(), st.none() | st.text(max_size=300))
+def test_any_unreadable_namespace_gets_a_short_answer(namespace, status, reason):
+    well_formed(kr.pod_unreadable(namespace, status, reason), kr.START_FAILURES)
