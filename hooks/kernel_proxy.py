@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
 import subprocess
 import sys
 import threading
+import time
 
 import kernel_metrics as metrics
 import kernel_reasons as reasons
@@ -85,23 +85,34 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
             self._fail(reasons.launcher_failure("".join(self._stderr)))
 
     async def handle_timeout(self):
-        """The stock wait, but when it is about to end, a launcher that failed says why first.
+        """EG's wait, except that once the launch timeout is over, a launcher that failed says why
+        and a kernel pod the launcher made is deleted.
 
         EG reads the client's KERNEL_LAUNCH_TIMEOUT before the guard runs: with -1 (which the
-        guard refuses) the stock wait ends on its first check, before the guard's exit is seen,
+        guard refuses) the stock wait ended on its first check, before the guard's exit was seen,
         and the user got "Waited too long (-1.0s) to get connection file" instead of the reason.
-        EG's clock has whole seconds, hence the extra second."""
+        And a short timeout (0.001, which the guard allows) ended the wait before any pod was
+        read, so the stock kill() had no pod name and the launcher's pod kept running."""
+        await asyncio.sleep(poll_interval)
         elapsed = RemoteProcessProxy.get_time_diff(self.start_time, RemoteProcessProxy.get_current_time())
-        if elapsed + poll_interval + 1 > self.kernel_launch_timeout:
-            await asyncio.get_running_loop().run_in_executor(None, self._wait_for_launcher, LAUNCHER_GRACE)
-            self.detect_launch_failure()
-        await super().handle_timeout()
+        if elapsed > self.kernel_launch_timeout:
+            await self._launcher_done(LAUNCHER_GRACE)
+            self.detect_launch_failure()  # the guard's refusal, the API server's, ...
+            if self.local_proc is not None and self.local_proc.poll() is None:
+                self.local_proc.kill()  # it must not create a pod once EG has given up
+            self.container_name = self.container_name or self.kernel_pod_name  # so that kill() deletes it
+            await super().handle_timeout()  # EG's own timeout: kill(), then "Waited too long"
 
-    def _wait_for_launcher(self, seconds: float) -> None:
-        proc = self.local_proc
-        if proc is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=seconds)
+    async def _launcher_done(self, seconds: float) -> None:
+        """Until the launcher has exited and its stderr is read, at most ``seconds``, without
+        holding a thread or EG's event loop."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self._launcher_busy():
+            await asyncio.sleep(0.05)
+
+    def _launcher_busy(self) -> bool:
+        proc, relay = self.local_proc, self._relay
+        return (proc is not None and proc.poll() is None) or (relay is not None and relay.is_alive())
 
     # ------------------------------------------------------------------ the pod
     def get_container_status(self, iteration: int | None) -> str:
@@ -112,12 +123,15 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
         except client.rest.ApiException as exc:
             if not iteration:
                 raise
-            # A namespace the gateway may not read (a client's KERNEL_NAMESPACE, which the guard
-            # refuses): the launcher's reason once it exited, else the API server's answer; stock,
-            # "Unknown server error".
-            if self.local_proc is not None and self.local_proc.poll() is None:
-                return ""  # confirm_remote_startup asks detect_launch_failure next
+            # Stock, any error here answered "Unknown server error". While the launcher runs (the
+            # guard refusing a client's KERNEL_NAMESPACE, say) or the error may pass, keep waiting:
+            # confirm_remote_startup asks detect_launch_failure next, the launch timeout still holds.
+            if exc.status != 403 or self._launcher_busy():
+                return ""
             self.detect_launch_failure()
+            # The launcher made the pod, but the gateway may not read it: delete it by its name.
+            self.container_name = self.container_name or self.kernel_pod_name
+            self.kill()
             self._fail(reasons.pod_unreadable(self.kernel_namespace, exc.status, exc.reason))
         phase = ""
         if pod is not None:

@@ -475,6 +475,21 @@ def test_a_launch_timeout_the_gateway_would_not_wait_is_refused_at_once(stack, v
     stack.eg.wait_for_log(re.escape(refusal))
 
 
+def test_a_launch_timeout_shorter_than_the_start_leaves_no_kernel_pod(stack, figures):
+    """The guard allows any timeout above 0; EG gives up before it has read the pod the launcher
+    made, and its stock kill() had no pod name: the pod ran on, holding its quota."""
+    username = "timeout-short"
+    t0 = time.monotonic()
+    status, body, pod = started_pod(
+        stack, {**CLIENT_ENV, "KERNEL_USERNAME": username, "KERNEL_LAUNCH_TIMEOUT": "0.001"}
+    )
+    figures["launch_timeout.0.001"] = f"{status} in {time.monotonic() - t0:.1f} s: {message(body)}"
+    assert status >= 400 and pod is None, (status, body)
+    assert "Waited too long (0.001s)" in message(body), body
+    wait_for(lambda: no_pod_named(stack, username), timeout=30, what="no kernel pod left by the timed-out start")
+    figures["launch_timeout.0.001.pod_gone_s"] = round(time.monotonic() - t0, 2)
+
+
 def message(body) -> str:
     return body.get("message") or body.get("reason") or str(body) if isinstance(body, dict) else str(body)
 
