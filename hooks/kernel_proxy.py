@@ -100,6 +100,7 @@ class ReasonedKubernetesProcessProxy(KubernetesProcessProxy):
             self.detect_launch_failure()  # the guard's refusal, the API server's, ...
             if self.local_proc is not None and self.local_proc.poll() is None:
                 self.local_proc.kill()  # it must not create a pod once EG has given up
+                await self._launcher_done(1.0)  # poll() reaps it: no zombie
             self.container_name = self.container_name or self.kernel_pod_name  # so that kill() deletes it
             await super().handle_timeout()  # EG's own timeout: kill(), then "Waited too long"
 
