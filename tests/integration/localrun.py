@@ -754,12 +754,28 @@ class KernelWS:
         )
         return msg_id
 
+    def next_message(self, deadline: float) -> dict | None:
+        """The next message, or None (a control frame, or nothing by ``deadline``). websocket-client's
+        recv() answers pings itself and reads on with the same timeout, so a server that pings more
+        often than that timeout kept it waiting past any deadline (a test hung 15 minutes)."""
+        import websocket
+
+        self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            opcode, data = self.ws.recv_data(control_frame=True)
+        except websocket.WebSocketTimeoutException:
+            return None
+        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+            return None
+        return json.loads(data)
+
     def wait_for_state(self, msg_id: str, state: str, timeout: float = 30) -> None:
         """Wait for the kernel's status message ``state`` caused by request ``msg_id``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            msg = json.loads(self.ws.recv())
+            msg = self.next_message(deadline)
+            if msg is None:
+                continue
             mine = (msg.get("parent_header") or {}).get("msg_id") == msg_id
             if mine and msg.get("msg_type") == "status" and msg["content"]["execution_state"] == state:
                 return
@@ -772,9 +788,8 @@ class KernelWS:
         while not (got_reply and got_idle):
             if time.monotonic() > deadline:
                 raise LocalRunError(f"execute timed out after {timeout}s: {out}")
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            msg = json.loads(self.ws.recv())
-            if (msg.get("parent_header") or {}).get("msg_id") != msg_id:
+            msg = self.next_message(deadline)
+            if msg is None or (msg.get("parent_header") or {}).get("msg_id") != msg_id:
                 continue
             t, c = msg.get("msg_type") or msg["header"]["msg_type"], msg.get("content", {})
             if t == "stream":
