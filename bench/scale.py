@@ -95,6 +95,20 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+def cpu_now(hooks: Process, mc: Process) -> dict[str, float]:
+    """CPU seconds so far of the hook server and of Metacontroller."""
+    return {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+
+
+def cpu_since(start: dict[str, float], hooks: Process, mc: Process, digits: int) -> dict[str, float]:
+    """CPU seconds of each since ``start`` (a ``cpu_now``)."""
+    return {k: round(v - start[k], digits) for k, v in cpu_now(hooks, mc).items()}
+
+
+def peak_rss(hooks: Process, mc: Process) -> dict[str, int]:
+    return {"hooks": round(peak_rss_mib(hooks.pid)), "metacontroller": round(peak_rss_mib(mc.pid))}
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -317,7 +331,7 @@ def run_case(flags_name: str, n: int, steady: float, outage: float, kernel_pods:
         )
 
         names = [f"nb-{i:04d}" for i in range(n)]
-        cpu0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+        cpu0 = cpu_now(hooks, mc)
         requests0 = client_requests(mc)
         t0 = time.monotonic()
         with ThreadPoolExecutor(8) as pool:
@@ -327,26 +341,20 @@ def run_case(flags_name: str, n: int, steady: float, outage: float, kernel_pods:
         result["children_s"], result["status_s"] = round(t_children, 1), round(t_status, 1)
         requests1 = client_requests(mc)
         result["convergence_mc_requests"] = {m: requests1[m] - requests0.get(m, 0) for m in requests1}
-        result["convergence_cpu_s"] = {
-            "hooks": round(cpu_seconds(hooks.pid) - cpu0["hooks"], 1),
-            "metacontroller": round(cpu_seconds(mc.pid) - cpu0["metacontroller"], 1),
-        }
+        result["convergence_cpu_s"] = cpu_since(cpu0, hooks, mc, 1)
         print(
             f"[{flags_name} N={n}] apply {result['apply_s']}s, children {t_children:.1f}s, status {t_status:.1f}s",
             flush=True,
         )
 
         time.sleep(5)  # the last status writes' own watch events: not part of the steady state
-        w0, c0 = time.time(), {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+        w0, c0 = time.time(), cpu_now(hooks, mc)
         calls0 = hook_calls(port)
         time.sleep(steady)
         w1 = time.time()
         result["steady_s"] = steady
         result["steady_writes"] = audit_writes(audit, w0, w1)
-        result["steady_cpu_s"] = {
-            "hooks": round(cpu_seconds(hooks.pid) - c0["hooks"], 2),
-            "metacontroller": round(cpu_seconds(mc.pid) - c0["metacontroller"], 2),
-        }
+        result["steady_cpu_s"] = cpu_since(c0, hooks, mc, 2)
         result["steady_hook_calls"] = hook_calls(port) - calls0
         result["steady_discovery_requests"] = discovery_requests(audit, w0, w1)
         print(
@@ -355,10 +363,8 @@ def run_case(flags_name: str, n: int, steady: float, outage: float, kernel_pods:
             flush=True,
         )
 
-        result["peak_rss_mib"] = {  # before kernel pods and the outage: the kernel phase reports its own
-            "hooks": round(peak_rss_mib(hooks.pid)),
-            "metacontroller": round(peak_rss_mib(mc.pid)),
-        }
+        # Before kernel pods and the outage: the kernel phase reports its own.
+        result["peak_rss_mib"] = peak_rss(hooks, mc)
         if kernel_pods:
             result.update(kernel_pods_phase(api, hooks, mc, port, audit, names[:kernel_pods], min(steady, 60)))
         if outage:
@@ -420,7 +426,7 @@ def kernel_pods_phase(
     """One kernel pod per notebook in ``names``: created, then OOMKilled; then a steady window."""
     out: dict = {"kernel_pods": len(names)}
     w0, calls0 = time.time(), hook_calls(port)
-    cpu0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+    cpu0 = cpu_now(hooks, mc)
     t0 = time.monotonic()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: api.request("POST", f"/api/v1/namespaces/{NS}/pods", kernel_pod(n)), names))
@@ -454,23 +460,14 @@ def kernel_pods_phase(
     out["kernel_phase_hook_calls_per_pod_change"] = round((hook_calls(port) - calls0) / (2 * len(names)), 2)
     out["kernel_phase_status_writes_per_notebook"] = round(status_writes / len(names), 2)
     out["kernel_phase_other_writes"] = write_count(writes) - status_writes
-    out["kernel_phase_cpu_s"] = {
-        "hooks": round(cpu_seconds(hooks.pid) - cpu0["hooks"], 1),
-        "metacontroller": round(cpu_seconds(mc.pid) - cpu0["metacontroller"], 1),
-    }
-    c0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+    out["kernel_phase_cpu_s"] = cpu_since(cpu0, hooks, mc, 1)
+    c0 = cpu_now(hooks, mc)
     time.sleep(steady)
     out["kernel_steady_s"] = steady
     out["kernel_steady_writes"] = audit_writes(audit, w1, time.time())
-    out["kernel_steady_cpu_s"] = {
-        "hooks": round(cpu_seconds(hooks.pid) - c0["hooks"], 2),
-        "metacontroller": round(cpu_seconds(mc.pid) - c0["metacontroller"], 2),
-    }
+    out["kernel_steady_cpu_s"] = cpu_since(c0, hooks, mc, 2)
     out.update(other_pods(api, hooks, mc, port, audit, len(names)))
-    out["kernel_peak_rss_mib"] = {
-        "hooks": round(peak_rss_mib(hooks.pid)),
-        "metacontroller": round(peak_rss_mib(mc.pid)),
-    }
+    out["kernel_peak_rss_mib"] = peak_rss(hooks, mc)
     print(f"[kernel pods {len(names)}] {json.dumps(out)}", flush=True)
     return out
 
@@ -487,7 +484,7 @@ def wait_idle(pid: int, below: float = 0.02) -> None:
 def other_pods(api: Api, hooks: Process, mc: Process, port: int, audit: Path, count: int) -> dict:
     """``count`` pods that are no notebook's kernels, created then deleted: what any pod churn costs."""
     w0, calls0 = time.time(), hook_calls(port)
-    cpu0 = {"hooks": cpu_seconds(hooks.pid), "metacontroller": cpu_seconds(mc.pid)}
+    cpu0 = cpu_now(hooks, mc)
     labels = {"app": "not-a-kernel"}
     with ThreadPoolExecutor(8) as pool:
         list(
@@ -506,10 +503,7 @@ def other_pods(api: Api, hooks: Process, mc: Process, port: int, audit: Path, co
         "other_pods": count,
         "other_pods_hook_calls": hook_calls(port) - calls0,
         "other_pods_writes": write_count(audit_writes(audit, w0, time.time())),
-        "other_pods_cpu_s": {
-            "hooks": round(cpu_seconds(hooks.pid) - cpu0["hooks"], 1),
-            "metacontroller": round(cpu_seconds(mc.pid) - cpu0["metacontroller"], 1),
-        },
+        "other_pods_cpu_s": cpu_since(cpu0, hooks, mc, 1),
     }
     print(f"[other pods {count}] {json.dumps(out)}", flush=True)
     return out
