@@ -1,19 +1,19 @@
 """A real single-node cluster: the local control plane plus a node that runs pods in containers.
 
 NodeCluster extends ControlPlane (tests/e2e/controlplane.py) with
-- containerd (Debian's 1.6) and runc, with their own config, root, state and socket under the
-  workdir; images come from OCI archives (.cache/images/*.tar, `make images`), never a registry;
+- containerd (Debian's 1.6) and runc, with their own config, root and state under the workdir and
+  their socket in SHORT_DIR; images come from OCI archives (.cache/images/*.tar, `make images`), never a registry;
 - a CNI bridge (BRIDGE, POD_CIDR) with host-local IPAM and portmap (Debian's
   containernetworking-plugins), the bridge's gateway address being where kube-apiserver listens
   and the node's InternalIP, so pods reach the API through the `kubernetes` Service;
-- kubelet (cgroupfs driver, its own root dir, a node certificate signed by the cluster CA),
+- kubelet (cgroupfs driver, its root dir in SHORT_DIR, a node certificate signed by the cluster CA),
   kube-scheduler and kube-proxy (iptables mode), all built by tests/e2e/build.sh;
 - the extended resource `nvidia.com/gpu` advertised on the node (a status patch), so GPU kernel
   profiles are scheduled against a real count.
 
 It needs root with CAP_SYS_ADMIN and CAP_NET_ADMIN and changes the host: a bridge, iptables chains
 (KUBE-*, CNI-*), net.ipv4.ip_forward and net.bridge.bridge-nf-call-iptables, cgroups (kubepods),
-network namespaces (/run/netns/cni-*) and mounts under the workdir. stop() undoes each of them and
+network namespaces (/run/netns/cni-*), SHORT_DIR and mounts under it and the workdir. stop() undoes each of them and
 stops every process it started by PID (and the containerd shims and containers those left).
 `can_run_node()` says what this machine lacks.
 
@@ -79,6 +79,10 @@ HOST_STATE_DIRS = (Path("/run/containerd"), Path("/var/lib/cni"))  # created by 
 # a lost session) leaves its bridge, chains and mounts, and the next node sweeps them from this file.
 # On /run (tmpfs): a reboot, which undoes the changes too, forgets it.
 OWNER_FILE = Path("/run/elastic-jupyter-node.json")
+# Unix sockets: containerd's (it refuses a path over 104 bytes) and those kubelet makes under its root
+# dir (pod-resources/<10 digits>; 108 bytes at most). A workdir under a deep checkout passes both, so
+# they live here, whatever the workdir; one node per host (OWNER_FILE) lets the path be fixed.
+SHORT_DIR = Path("/var/lib/elastic-jupyter-node")
 
 
 class NodeError(ControlPlaneError):
@@ -199,6 +203,8 @@ def leftovers() -> list[str]:
         found.append(f"bridge {BRIDGE}")
     if OWNER_FILE.exists():
         found.append(f"file {OWNER_FILE}")
+    if SHORT_DIR.exists():
+        found.append(f"directory {SHORT_DIR}")
     found += [f"{k}: {', '.join(v)}" for k, v in node_chains().items()]
     found += [f"cgroup {p}" for p in _kubepods_cgroups() if p.name == "kubepods"]
     for pid in Path("/proc").iterdir():
@@ -278,8 +284,8 @@ class NodeCluster(ControlPlane):
         )
         self.node_dir = self.workdir / "node"
         self.host_state_file = self.node_dir / "host-before.json"
-        self.socket = self.node_dir / "containerd.sock"
-        self.kubelet_root = self.node_dir / "kubelet"
+        self.socket = SHORT_DIR / "containerd.sock"
+        self.kubelet_root = SHORT_DIR / "kubelet"
         self.extra_images = [Path(p) for p in images]
         self.cached = cached
         self.gpus = gpus
@@ -296,6 +302,11 @@ class NodeCluster(ControlPlane):
             raise NodeError("this machine cannot run a real node; missing:\n  - " + "\n  - ".join(missing))
         if bridge_exists() or OWNER_FILE.exists():
             sweep_killed_node()
+        if SHORT_DIR.exists():
+            raise NodeError(
+                f"{SHORT_DIR} exists but no node owns it ({OWNER_FILE} is absent): `make down`, or remove it by "
+                "hand once nothing is mounted under it"
+            )
         self._check_cidr_free()
         t0 = time.monotonic()
         self.node_dir.mkdir(parents=True, exist_ok=True)
@@ -365,6 +376,7 @@ class NodeCluster(ControlPlane):
         with open(OWNER_FILE, "x") as f:  # "x": of two nodes starting at once, one changes the host
             json.dump(owner, f, indent=1)
         self._changed_host = True
+        SHORT_DIR.mkdir(parents=True)
         self.host_state_file.write_text(json.dumps(self._host_before, indent=1))
         _run("ip", "link", "add", BRIDGE, "type", "bridge")
         _run("ip", "addr", "add", f"{GATEWAY}/{ipaddress.ip_network(POD_CIDR).prefixlen}", "dev", BRIDGE)
@@ -401,10 +413,15 @@ class NodeCluster(ControlPlane):
                     (NETNS_DIR / name).unlink(missing_ok=True)
             if before_ns is None and not os.listdir(NETNS_DIR):
                 NETNS_DIR.rmdir()
-        for point in mounts_under(self.node_dir):
+        for point in [*mounts_under(SHORT_DIR), *mounts_under(self.node_dir)]:
             res = _run("umount", point, check=False)
             if res.returncode != 0:
                 _run("umount", "-l", point, check=False)
+        if SHORT_DIR.exists():
+            if mounts_under(SHORT_DIR):  # never rmtree through a mount: it could hold a volume's data
+                errors.append(f"mounts left under {SHORT_DIR}: {mounts_under(SHORT_DIR)}")
+            else:
+                shutil.rmtree(SHORT_DIR, ignore_errors=True)
         if bridge_exists():
             _run("ip", "link", "del", BRIDGE, check=False)
         for sysctl, value in self._host_before.get("sysctls", {}).items():
