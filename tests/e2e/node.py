@@ -417,11 +417,10 @@ class NodeCluster(ControlPlane):
             res = _run("umount", point, check=False)
             if res.returncode != 0:
                 _run("umount", "-l", point, check=False)
-        if SHORT_DIR.exists():
-            if mounts_under(SHORT_DIR):  # never rmtree through a mount: it could hold a volume's data
-                errors.append(f"mounts left under {SHORT_DIR}: {mounts_under(SHORT_DIR)}")
-            else:
-                shutil.rmtree(SHORT_DIR, ignore_errors=True)
+        if still := mounts_under(SHORT_DIR):  # never rmtree through a mount: it could hold a volume's data
+            errors.append(f"mounts left under {SHORT_DIR}: {still}")
+        else:
+            shutil.rmtree(SHORT_DIR, ignore_errors=True)
         if bridge_exists():
             _run("ip", "link", "del", BRIDGE, check=False)
         for sysctl, value in self._host_before.get("sysctls", {}).items():
