@@ -24,11 +24,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import shlex
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -697,7 +699,13 @@ class LocalStack:
 
 
 class KernelWS:
-    """Minimal Jupyter kernel websocket client (v1 JSON protocol, no subprotocol)."""
+    """Minimal Jupyter kernel websocket client (v1 JSON protocol, no subprotocol).
+
+    A thread reads the socket all the time, as a browser tab does: it answers the server's pings at
+    once and queues the messages for ``next_message``. Jupyter Server closes a websocket whose pongs
+    stop for 90 s (Enterprise Gateway for 30 s at its shortest ping interval); a client that answered
+    pings only while a test read it lost the notebook's kernel when the tests between its uses took
+    longer than that (CI, stop 20)."""
 
     def __init__(
         self, base_url: str, kernel_id: str, token: str | None = None, timeout: float = 30, scheme: str = "token"
@@ -709,9 +717,46 @@ class KernelWS:
         ws_url += f"?session_id={self.session}"
         hdr = [f"Authorization: {scheme} {token}"] if token else []
         self.ws = websocket.create_connection(ws_url, header=hdr, timeout=timeout)
+        self.pings_answered = 0
+        self._inbox: queue.Queue[dict | Exception] = queue.Queue()
+        self._closing = threading.Event()
+        self._reader = threading.Thread(target=self._read, name=f"kernel-ws-{kernel_id[:8]}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        """Read until the connection ends; the end (an exception) is the last thing queued."""
+        import websocket
+
+        while True:
+            try:
+                opcode, data = self.ws.recv_data(control_frame=True)  # answers a ping before it returns
+            except websocket.WebSocketTimeoutException:
+                if self._closing.is_set():
+                    self._inbox.put(websocket.WebSocketConnectionClosedException("closed by the client"))
+                    return
+                continue
+            except Exception as e:  # reset, broken pipe, closed socket: the caller sees it
+                self._inbox.put(e)
+                return
+            if opcode == websocket.ABNF.OPCODE_PING:
+                self.pings_answered += 1
+            elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                who = "client" if self._closing.is_set() else "server"
+                self._inbox.put(websocket.WebSocketConnectionClosedException(f"closed by the {who}"))
+                return
+            elif opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
+                self._inbox.put(json.loads(data))
 
     def close(self) -> None:
-        self.ws.close()
+        """Close as a browser does (a close frame, the server's reply), then drop the socket."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        with contextlib.suppress(Exception):
+            self.ws.send_close()
+        self._reader.join(timeout=5)
+        self.ws.shutdown()
+        self._reader.join(timeout=5)
 
     def __enter__(self) -> Self:
         return self
@@ -755,19 +800,15 @@ class KernelWS:
         return msg_id
 
     def next_message(self, deadline: float) -> dict | None:
-        """The next message, or None (a control frame, or nothing by ``deadline``). websocket-client's
-        recv() answers pings itself and reads on with the same timeout, so a server that pings more
-        often than that timeout kept it waiting past any deadline (a test hung 15 minutes)."""
-        import websocket
-
-        self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+        """The next message, or None if none came by ``deadline``. Raises what ended the connection."""
         try:
-            opcode, data = self.ws.recv_data(control_frame=True)
-        except websocket.WebSocketTimeoutException:
+            item = self._inbox.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
             return None
-        if opcode not in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-            return None
-        return json.loads(data)
+        if isinstance(item, Exception):
+            self._inbox.put(item)  # every later read raises it too
+            raise item
+        return item
 
     def wait_for_state(self, msg_id: str, state: str, timeout: float = 30) -> None:
         """Wait for the kernel's status message ``state`` caused by request ``msg_id``."""
