@@ -24,11 +24,14 @@ locally built kernel-py image under that name (tagged on the node; see README, "
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import shutil
 import signal
+import subprocess
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
@@ -166,6 +169,11 @@ class Gateway(PodServer):
         if self.forward:
             self.forward.stop()
         cp = self.stack.cp
+        # kubectl exits when the pod resets a forwarded connection ("lost connection to pod"); the
+        # next call starts another, whose log goes on in the same file: read only its own lines,
+        # not the dead one's ports (a stale port failed every later test once).
+        log = cp.workdir / f"port-forward-{name}.log"
+        offset = log.stat().st_size if log.exists() else 0
         self.forward = cp._spawn(
             f"port-forward-{name}",
             [cp.binary("kubectl"), f"--kubeconfig={cp.kubeconfig}", "port-forward", "-n", GATEWAY_NS,
@@ -175,7 +183,8 @@ class Gateway(PodServer):
 
         def ports():
             self.forward.check_alive()
-            found = re.findall(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", self.forward.log.read_text())
+            text = self.forward.log.read_bytes()[offset:].decode(errors="replace")
+            found = re.findall(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", text)
             return len(found) >= 2 and {int(remote): int(local) for local, remote in found}
 
         self.ports = wait_for(ports, timeout=30, what=f"kubectl port-forward to {name}")
@@ -188,6 +197,36 @@ class Gateway(PodServer):
     def metrics_url(self) -> str:
         self._forward()
         return f"http://127.0.0.1:{self.ports[METRICS_PORT]}/metrics"
+
+    def forward_lost(self) -> bool:
+        """Whether kubectl port-forward has exited (within 5 s): it does when the pod resets any
+        forwarded connection (a kernel's websocket closed as it dies, seen here), and a request in
+        flight through it fails."""
+        if self.forward is None:
+            return False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.forward.popen.wait(timeout=5)
+        return not self.forward.alive()
+
+    def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, timeout: float = 30):
+        """As PodServer.api; a GET that failed because the forward ended is sent once more, through a new one."""
+        try:
+            return super().api(method, path, body, auth=auth, timeout=timeout)
+        except OSError:
+            if method != "GET" or not self.forward_lost():
+                raise
+        return super().api(method, path, body, auth=auth, timeout=timeout)
+
+    def metrics(self) -> str:
+        """The text of EG's metrics port (hooks/kernel_metrics.py), as api() retries a GET."""
+        for attempt in (1, 2):
+            try:
+                with urllib.request.urlopen(self.metrics_url(), timeout=10) as response:
+                    return response.read().decode()
+            except OSError:
+                if attempt == 2 or not self.forward_lost():
+                    raise
+        raise AssertionError("unreachable")
 
 
 class KernelStack:

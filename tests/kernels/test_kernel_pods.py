@@ -13,7 +13,6 @@ import json
 import re
 import signal
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
@@ -179,6 +178,19 @@ def started_pod(stack: ks.KernelStack, env: dict, name: str | None = None) -> tu
         pod = stack.kernel_pod(kernel["id"])
         stack.eg.api("DELETE", f"/api/kernels/{kernel['id']}")
     return status, kernel, pod
+
+
+def test_the_tests_reach_eg_again_after_kubectl_port_forward_exits(stack):
+    """kubectl port-forward exits when the pod resets a forwarded connection; the next call forwards
+    again (the harness once read the dead forward's port from the shared log, and every later test
+    got 'connection refused')."""
+    assert stack.eg.api("GET", "/api")[0] == 200
+    dead = stack.eg.forward
+    dead.stop()
+    assert stack.eg.api("GET", "/api")[0] == 200
+    assert stack.eg.forward is not dead and stack.eg.forward.alive()
+    stack.eg.forward.stop()
+    assert "elastic_jupyter_kernel_starts_total" in stack.eg.metrics()
 
 
 def no_pod_named(stack: ks.KernelStack, username: str) -> bool:
@@ -440,10 +452,8 @@ def counters(stack: ks.KernelStack) -> dict[tuple, float]:
     {(name, profile, reason): value}."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    with urllib.request.urlopen(stack.eg.metrics_url(), timeout=10) as response:
-        text = response.read().decode()
     out = {}
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(stack.eg.metrics()):
         for sample in family.samples:
             if sample.name.startswith("elastic_jupyter_kernel_") and sample.name.endswith("_total"):
                 out[(sample.name, sample.labels.get("profile"), sample.labels.get("reason"))] = sample.value
