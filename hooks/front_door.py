@@ -27,8 +27,9 @@ kernel pod template copies ``KERNEL_NOTEBOOK`` into a label).
     python front_door.py CONFIG.json
 
 Standard library and tornado (Enterprise Gateway's own dependency) only: it runs in the gateway
-image's interpreter. The hook ships this file's text, and kernel_notices.py's (why a kernel died,
-told on its websocket), in the gateway's front-door ConfigMap. The functions
+image's interpreter. The hook ships this file's text, kernel_notices.py's (why a kernel died,
+told on its websocket) and kernel_ends.py's (the kernels the gateway culled, told in their owner's
+next kernel), in the gateway's front-door ConfigMap. The functions
 above ``FrontDoor`` are pure and unit-tested.
 """
 
@@ -47,9 +48,10 @@ import time
 import urllib.parse
 
 try:
-    from . import kernel_notices  # imported from the hooks package (its unit tests)
+    from . import kernel_ends, kernel_notices  # imported from the hooks package (its unit tests)
 except ImportError:
-    import kernel_notices  # run as a script in the gateway pod: the file beside this one
+    import kernel_ends  # run as a script in the gateway pod: the files beside this one
+    import kernel_notices
 
 SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
 NOTEBOOK_SUFFIX = "-notebook"
@@ -251,6 +253,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
     timeout = float(config.get("request_timeout", 120))
     owners: dict[str, tuple[str, str]] = {}
     notices = kernel_notices.Notices()
+    journal = kernel_ends.Journal(config.get("kernel_ends_file"))
     http = httpclient.AsyncHTTPClient()
     ca = os.path.join(sa_dir, "ca.crt")
 
@@ -332,6 +335,21 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
             owners[kernel_id] = found
         return found
 
+    def tell_culled(kernel_id: str, me: tuple[str, str]) -> None:
+        """The first cell of ``me``'s new kernel says which of their kernels the gateway culled."""
+        try:
+            culled = kernel_ends.culled_of(journal.records(), owners, me, kernel_id)
+        except Exception as exc:  # the kernel started all the same; only the notice is lost
+            log.error("the journal of culled kernels cannot be read: %s", exc)
+            return
+        for record in culled:
+            owners.pop(record["kernel_id"], None)  # told once; the gateway has forgotten it too
+            notices.forget(record["kernel_id"])
+        text = kernel_notices.culled_text(culled)
+        if text:
+            notices.wait(kernel_id, text)
+            log.info("kernel %s: its first cell tells %s/%s of %d culled kernels", kernel_id, *me, len(culled))
+
     class Health(web.RequestHandler):
         """The probes' endpoint (no identity): 200 when Enterprise Gateway answers behind the door."""
 
@@ -391,6 +409,7 @@ def _server(config: dict):  # pragma: no cover - exercised by the integration te
                 kernel = json.loads(payload)
                 owners[kernel["id"]] = self.me
                 log.info("kernel %s started for %s/%s (pod %s)", kernel["id"], *self.me, self.pod or "-")
+                tell_culled(kernel["id"], self.me)
             elif res.code == 200 and route(self.request.method, self.request.path) == "list":
                 listed = json.loads(payload)
                 if any(isinstance(k, dict) and k.get("id") not in owners for k in listed or []):

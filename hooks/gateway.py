@@ -36,7 +36,7 @@ import orjson
 from pydantic import ValidationError
 
 from . import children as ch
-from . import kernelspecs
+from . import kernel_ends, kernelspecs
 from .models import DEFAULT_KERNEL_CLUSTER_ROLE, JupyterGatewaySpec
 from .podsecurity import harden
 from .quantity import canonical_resources
@@ -61,6 +61,10 @@ ALLOWED_FILE = "allowed-namespaces.json"
 REVIEW_CACHE_SECONDS = 30
 _FRONT_DOOR = package_files.files(__package__).joinpath("front_door.py").read_text(encoding="utf-8")
 _KERNEL_NOTICES = package_files.files(__package__).joinpath("kernel_notices.py").read_text(encoding="utf-8")
+_KERNEL_ENDS = package_files.files(__package__).joinpath("kernel_ends.py").read_text(encoding="utf-8")
+# An emptyDir of the gateway pod: EG journals the kernels it culls there, the front door reads it.
+KERNEL_ENDS_DIR = "/var/lib/jupyter-gateway/kernel-ends"
+KERNEL_ENDS_FILE = f"{KERNEL_ENDS_DIR}/{kernel_ends.FILE_NAME}"
 # The labels of Enterprise Gateway's stock kernel pods (kernel-pod.yaml.j2).
 KERNEL_POD_LABELS = {"app": "enterprise-gateway", "component": "kernel"}
 CLUSTER_ROLES = "ClusterRole.rbac.authorization.k8s.io/v1"
@@ -384,6 +388,7 @@ def _front_door_config_map(name: str, namespace: str, labels: dict, spec: Jupyte
         "review_cache_seconds": REVIEW_CACHE_SECONDS,
         # A kernel start waits as long as the kernel pod may take to start, and then some.
         "request_timeout": spec.kernel_launch_timeout + 30,
+        "kernel_ends_file": KERNEL_ENDS_FILE,
     }
     if token:
         config["upstream_token_file"] = f"{AUTH_DIR}/{TOKEN_KEY}"
@@ -394,6 +399,7 @@ def _front_door_config_map(name: str, namespace: str, labels: dict, spec: Jupyte
         "data": {
             "front_door.py": _FRONT_DOOR,
             "kernel_notices.py": _KERNEL_NOTICES,
+            "kernel_ends.py": _KERNEL_ENDS,
             FRONT_DOOR_CONFIG: _json_text(config),
         },
     }
@@ -403,6 +409,7 @@ def _front_door_container(image: str, token: bool) -> dict:
     mounts = [
         {"name": "front-door", "mountPath": FRONT_DOOR_DIR, "readOnly": True},
         {"name": "access", "mountPath": ACCESS_DIR, "readOnly": True},
+        {"name": "kernel-ends", "mountPath": KERNEL_ENDS_DIR, "readOnly": True},
     ]
     if token:
         mounts.append({"name": "auth", "mountPath": AUTH_DIR, "readOnly": True})
@@ -443,6 +450,7 @@ def _deployment(
             {"name": "EG_KERNEL_LAUNCH_TIMEOUT", "value": str(spec.kernel_launch_timeout)},
             {"name": "EG_RESPONSE_PORT", "value": str(RESPONSE_PORT)},
             {"name": "EG_METRICS_PORT", "value": str(METRICS_PORT)},
+            {"name": "EG_KERNEL_ENDS_FILE", "value": KERNEL_ENDS_FILE},
             *parts["env"],
         ],
         "ports": [
@@ -453,7 +461,11 @@ def _deployment(
         "resources": canonical_resources(
             spec.resources.model_dump(exclude_none=True) if spec.resources else DEFAULT_RESOURCES
         ),
-        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *parts["mounts"]],
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "kernel-ends", "mountPath": KERNEL_ENDS_DIR},
+            *parts["mounts"],
+        ],
         "lifecycle": parts["lifecycle"],
         "startupProbe": _loopback_probe(period=2, failures=60),
         "livenessProbe": _loopback_probe(period=20, failures=3),
@@ -462,6 +474,7 @@ def _deployment(
         {"name": "config", "configMap": {"name": child_name(name)}},
         {"name": "front-door", "configMap": {"name": front_door_name(name)}},
         {"name": "access", "configMap": {"name": access_name(name)}},
+        {"name": "kernel-ends", "emptyDir": {"sizeLimit": "1Mi"}},
         *parts["volumes"],
     ]
     # A new configuration, kernelspec or token restarts EG: it reads them only at start.

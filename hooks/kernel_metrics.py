@@ -4,8 +4,9 @@ Enterprise Gateway 3.3 serves no /metrics. Its configuration names this module's
 manager (``EnterpriseGatewayApp.kernel_manager_class``), so it is imported when EG starts:
 it serves the counters below on ``EG_METRICS_PORT`` (prometheus_client's own HTTP server,
 a thread), counts each start and each failed start by the reason kernel_proxy.py gave, and
-each kernel EG culls. kernel_proxy.py counts the ends it sees on a kernel pod (OOMKilled,
-preempted, evicted, exited) with record_end, which the kernel's model then shows. Labels
+each kernel EG culls (journaled for the front door too: kernel_ends.py). kernel_proxy.py
+counts the ends it sees on a kernel pod (OOMKilled, preempted, evicted, exited) with
+record_end, which the kernel's model then shows. Labels
 are the profile (a kernelspec of this gateway: a small set) and a reason code of
 kernel_reasons.py (a fixed set), so series stay bounded.
 
@@ -16,11 +17,14 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 
+import kernel_ends
 from enterprise_gateway.services.kernels.remotemanager import RemoteMappingKernelManager
 from prometheus_client import REGISTRY, Counter, start_http_server
 
 PREFIX = "elastic_jupyter_kernel"
+ENDS_FILE_ENV = "EG_KERNEL_ENDS_FILE"  # kernel_ends' journal, in an emptyDir the front door reads
 OTHER = "other"  # a failed start no reason of kernel_reasons explains (e.g. an unknown kernelspec)
 
 STARTS = Counter(f"{PREFIX}_starts", "Kernels started (connected), by profile", ["profile"])
@@ -79,6 +83,24 @@ class MeteredKernelManager(RemoteMappingKernelManager):
 
     async def cull_kernel_if_idle(self, kernel_id):
         kernel = self._kernels.get(kernel_id)
+        last_activity = getattr(kernel, "last_activity", None)
+        # jupyter_server also culls a dead kernel (a failed restart), whatever its connections:
+        # its end was counted and told when it died.
+        dead = getattr(kernel, "execution_state", None) == "dead"
+        now = time.time()  # the idle time EG judged, not counting the shutdown
         await super().cull_kernel_if_idle(kernel_id)
-        if kernel is not None and kernel_id not in self._kernels:
+        if kernel is not None and kernel_id not in self._kernels and not dead:
             ENDS.labels(kernel.kernel_name, "culled").inc()
+            journal_culled(kernel_id, kernel.kernel_name, last_activity, now, self.log)
+
+
+def journal_culled(kernel_id: str, profile: str, last_activity, now: float, log) -> None:
+    """Tell the front door (kernel_ends) that EG culled this kernel, and after how long idle."""
+    path = os.environ.get(ENDS_FILE_ENV)
+    if not path:
+        return
+    idle = now - last_activity.timestamp() if isinstance(last_activity, datetime) else 0.0
+    try:
+        kernel_ends.append(path, kernel_ends.culled_line(kernel_id, profile, max(idle, 0.0), now))
+    except OSError as exc:  # the user is not told; the kernel is culled all the same
+        log.error("kernel %s culled, but not journaled for its owner: %s", kernel_id, exc)

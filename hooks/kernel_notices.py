@@ -13,6 +13,9 @@ The front door, relaying the websocket, puts a ``stream`` message (stderr) befor
 - otherwise (the kernel died idle, e.g. preempted) the notice waits and is shown at the top of
   the next cell the user runs, with the time the kernel was restarted.
 
+A kernel the gateway culled is gone, not restarted (kernel_ends): the front door tells its owner
+at the top of the first cell of their next kernel (``culled_text``).
+
 Messages follow the Jupyter messaging protocol 5.3 as Enterprise Gateway 3.3 relays it: one JSON
 text frame per message with a ``channel`` key. Pure functions; standard library only (the file
 is shipped beside front_door.py in the gateway's front-door ConfigMap).
@@ -94,6 +97,23 @@ def reason_text(last_end, state: str, restarted_at: float | None = None) -> str 
     return f"The kernel was restarted{when}: {why}. Variables and imports from before are gone.\n"
 
 
+def culled_text(records: list[dict], limit: int = 5) -> str | None:
+    """What the user reads in their next kernel about kernels of theirs the gateway culled
+    (kernel_ends records), or None when there are none."""
+    if not records:
+        return None
+    lines = []
+    for record in records[-limit:]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(record["at"]))
+        lines.append(
+            f"The gateway culled your kernel {record['profile']} at {when} after {record['idle_seconds']} "
+            "idle seconds, giving its resources back: variables and imports from that kernel are gone.\n"
+        )
+    if len(records) > limit:
+        lines.insert(0, f"The gateway culled {len(records)} of your kernels; the last {limit}:\n")
+    return "".join(lines)
+
+
 def stream_frame(text: str, parent: dict | None, session: str = "front-door") -> str:
     """An iopub ``stream`` message on stderr, child of ``parent`` (an execute_request header)."""
     header = {
@@ -172,6 +192,11 @@ class Notices:
             return None
         parent = list(cells.values())[-1]  # the cell running; later ones wait behind it
         return stream_frame(text, parent, parent.get("session") or "front-door")
+
+    def wait(self, kernel_id: str, text: str) -> None:
+        """Show ``text`` at the top of the next cell run on ``kernel_id`` (after what already waits)."""
+        self._bounded(self.waiting)
+        self.waiting[kernel_id] = self.waiting.get(kernel_id, "") + text
 
     def forget(self, kernel_id: str) -> None:
         for table in (self.running, self.waiting, self.told):

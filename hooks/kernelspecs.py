@@ -10,7 +10,8 @@ The gateway's child ConfigMap <name>-gateway-kernelspecs holds, per profile ``p`
   p.policy.json         what kernel_guard.py allows: namespaces, default and maximum resources,
                         the longest launch timeout
 and once: kernel_guard.py, kernel_sweep.py and sweep.json (orphaned kernel pods, see
-kernel_sweep.py), kernel_proxy.py, kernel_reasons.py and kernel_metrics.py (on the gateway's PYTHONPATH).
+kernel_sweep.py), kernel_proxy.py, kernel_reasons.py, kernel_metrics.py and kernel_ends.py (on the
+gateway's PYTHONPATH).
 
 An init container of the gateway pod (the gateway image) lays them out as kernelspec
 directories <p>/kernel.json and <p>/scripts/{kernel_guard.py, policy.json,
@@ -61,7 +62,7 @@ KERNEL_USER, KERNEL_GROUP = 1000, 100  # jovyan:users of the docker-stacks and e
 # the gateway's PYTHONPATH with kernel_reasons.py).
 PROCESS_PROXY = "kernel_proxy.ReasonedKubernetesProcessProxy"
 STOCK_PROCESS_PROXY = "enterprise_gateway.services.processproxies.k8s.KubernetesProcessProxy"
-PROXY_MODULES = ("kernel_proxy.py", "kernel_reasons.py", "kernel_metrics.py")
+PROXY_MODULES = ("kernel_proxy.py", "kernel_reasons.py", "kernel_metrics.py", "kernel_ends.py")
 KERNEL_MANAGER = "kernel_metrics.MeteredKernelManager"  # EG's, counting kernels by reason
 GPU = "nvidia.com/gpu"
 # Labels of our kernel pods (besides EG's kernel_id and the gateway's): the notebook that started

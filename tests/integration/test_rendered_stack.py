@@ -14,9 +14,11 @@ from pathlib import Path
 import identity
 import localrun as lr
 import pytest
+from controlplane import wait_for  # tests/e2e, on sys.path through identity
 from rendered import container_and_files, gateway_cr, notebook_cr, render_gateway, render_notebook, secret_value
 
-from hooks.gateway import audience
+from hooks import kernel_ends
+from hooks.gateway import KERNEL_ENDS_DIR, audience
 from hooks.notebook_identity import TOKEN_DIR
 
 pytestmark = pytest.mark.integration
@@ -52,12 +54,24 @@ def culling(tmp_path_factory):
         yield stack.start_gateway(container, files, token=secret_value(children))
 
 
-def test_an_idle_kernel_is_culled_as_configured(culling):
+def test_an_idle_kernel_is_culled_as_configured_and_journaled_for_its_owner(culling):
     kernel = new_kernel(culling)
+    profile = culling.api("GET", f"/api/kernels/{kernel}")[1]["name"]
     waited = gone_within(culling, kernel, 3 + 1 + 4)
     assert waited >= 2.5, f"culled after {waited:.1f}s, before its idle timeout"
     culling.wait_for_log(r"Culling kernels with idle durations > 3 seconds at 1 second intervals")
     culling.wait_for_log(rf"Culling '\w+' kernel '\w+' \({kernel}\) with 0 connections due to 3 seconds of inactivity")
+    # kernel_ends: the line the front door reads to tell the kernel's owner in their next kernel.
+    journal = culling.mounts[KERNEL_ENDS_DIR] / kernel_ends.FILE_NAME
+
+    def journaled() -> list[dict]:
+        text = journal.read_text() if journal.exists() else ""
+        return [r for r in kernel_ends.parse(text) if r["kernel_id"] == kernel]
+
+    wait_for(journaled, timeout=5, what="the culled kernel in the journal")
+    (line,) = journaled()
+    assert line["profile"] == profile and 3 <= line["idle_seconds"] <= 3 + 1 + 4, line
+    assert abs(line["at"] - time.time()) < 30, line
 
 
 def test_busy_and_connected_kernels_are_not_culled(culling):

@@ -4,7 +4,8 @@ ServiceAccount tokens, a real Enterprise Gateway 3.3.0 runs the kernels behind i
 Two notebooks of two namespaces share the gateway: each sees and controls only its own
 kernels (list, get, interrupt, restart, delete, websocket); a namespace the gateway does not
 allow gets 403, and loses access on its next request when the gateway owner revokes it; a token
-of another audience, a forged one or none gets 401. The gateway here runs its kernels as local
+of another audience, a forged one or none gets 401; a kernel the gateway culled is told to its
+owner alone, once, in the first cell of their next kernel. The gateway here runs its kernels as local
 processes (the integration suite's LocalProcessProxy): ownership is the front door's, whatever
 runs the kernel. tests/kernels/test_kernel_pods.py covers kernel pods.
 """
@@ -25,7 +26,8 @@ from controlplane import ControlPlane
 from identity import Identities
 from stack import OUTPUT, missing_parts
 
-from hooks.gateway import ACCESS_DIR, ALLOWED_FILE
+from hooks import kernel_ends
+from hooks.gateway import ACCESS_DIR, ALLOWED_FILE, KERNEL_ENDS_DIR
 
 GATEWAY_NS, GATEWAY = "gateways", "gw"
 AUDIENCE = f"kubeflow.tkestack.io/gateway/{GATEWAY_NS}/{GATEWAY}"
@@ -198,6 +200,37 @@ def test_a_namespace_the_gateway_does_not_allow_gets_403(door):
     assert status == 403, body
     status, _ = door.call("carol", "POST", "/api/kernels", {})
     assert status == 403
+
+
+def test_a_kernel_the_gateway_culled_is_told_to_its_owner_once_and_to_no_one_else(door):
+    """kernel_ends: EG journals each kernel it culls (tests/integration and tests/kernels show it
+    does); here the journal is written as EG writes it, after a line nested too deep and before a
+    torn one, and each kernel is deleted at EG itself, as EG's culler does, not through the door."""
+    a, b = door.start_kernel("alice"), door.start_kernel("bob")
+    profile = door.eg.api("GET", f"/api/kernels/{a}")[1]["name"]
+    for kid in (a, b):
+        assert door.eg.api("DELETE", f"/api/kernels/{kid}")[0] == 204
+    journal = str(door.door.mounts[KERNEL_ENDS_DIR] / kernel_ends.FILE_NAME)
+    kernel_ends.append(journal, "[" * 100_000)
+    kernel_ends.append(journal, kernel_ends.culled_line(a, profile, 3600.2, time.time()))
+    kernel_ends.append(journal, '{"kernel_id": "torn')
+
+    def first_cells(who: str) -> list[dict]:
+        kid = door.start_kernel(who)
+        try:
+            with door.ws(who, kid) as ws:
+                return [ws.execute("1+1"), ws.execute("2+2")]
+        finally:
+            assert door.call(who, "DELETE", f"/api/kernels/{kid}")[0] == 204
+
+    bob = first_cells("bob")
+    assert [(c["result"], c["stderr"]) for c in bob] == [("2", ""), ("4", "")], "Bob is not told of Alice's kernel"
+    first, second = first_cells("alice")
+    assert (first["result"], second["result"], second["stderr"]) == ("2", "4", ""), (first, second)
+    assert first["stderr"].startswith(f"The gateway culled your kernel {profile} at "), first["stderr"]
+    assert "after 3600 idle seconds" in first["stderr"], first["stderr"]
+    assert [c["stderr"] for c in first_cells("alice")] == ["", ""], "told once"
+    assert "journal of culled kernels cannot be read" not in door.log.read_text()
 
 
 def test_revocation_applies_on_the_next_request_without_a_restart(door):

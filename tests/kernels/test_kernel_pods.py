@@ -691,7 +691,8 @@ def test_a_gpu_kernel_no_node_can_take_fails_at_once_naming_the_gpu(stack, figur
 
 
 def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
-    """Last with the notebook's kernel: close its websocket, let it idle, EG culls it."""
+    """Last with the notebook's kernel: close its websocket, let it idle, EG culls it; the
+    notebook's next kernel tells the user in its first cell."""
     kernel_id = notebook_kernel["id"]
     pod = stack.kernel_pod(kernel_id)
     before = counters(stack)
@@ -717,6 +718,27 @@ def test_culling_deletes_the_kernel_pod(stack, notebook_kernel, figures):
     left = stack.kernel_pods()
     figures["kernel_pods_left_after_culling"] = len(left)
     assert not left, [p["metadata"]["name"] for p in left]
+    # The user comes back and JupyterLab opens the notebook again: a new kernel, whose first cell
+    # says which kernel the gateway culled and after how long idle (kernel_ends), once.
+    body = {"path": "analysis.ipynb", "type": "notebook", "name": "analysis.ipynb", "kernel": {}}
+    status, session = stack.jupyter.api("POST", "/api/sessions", body, timeout=120)
+    assert status == 201 and session["kernel"]["id"] != kernel_id, f"{status} {session}{failure(stack)}"
+    try:
+        with lr.KernelWS(stack.jupyter.url, session["kernel"]["id"], stack.jupyter.token) as ws:
+            first, second = ws.execute("1+1", timeout=60), ws.execute("2+2", timeout=30)
+    finally:
+        stack.jupyter.api("DELETE", f"/api/sessions/{session['id']}")
+    figures["first_cell_after_culling"] = first["stderr"]
+    assert (first["status"], first["result"], second["result"]) == ("ok", "2", "4"), (first, second)
+    told = re.fullmatch(
+        r"The gateway culled your kernel python_kubernetes at \S+ \S+ UTC after (\d+) idle seconds, "
+        r"giving its resources back: variables and imports from that kernel are gone\.\n",
+        first["stderr"],
+    )
+    assert told, first["stderr"] + failure(stack)
+    assert CULL_IDLE <= int(told.group(1)) <= CULL_IDLE + CULL_INTERVAL + 20
+    assert second["stderr"] == "", "told once"
+    wait_for(lambda: not stack.kernel_pods(), timeout=60, what="the new kernel's pod gone with its session")
 
 
 @pytest.mark.parametrize("signal_name", ["SIGTERM", "SIGKILL"])

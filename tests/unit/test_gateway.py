@@ -427,12 +427,14 @@ def test_enterprise_gateway_listens_on_the_pods_loopback_behind_the_front_door()
         "/etc/jupyter-gateway/front-door",
         "/etc/jupyter-gateway/access",
         "/etc/jupyter-gateway/auth",
+        "/var/lib/jupyter-gateway/kernel-ends",
     }
     assert all(m["readOnly"] for m in door["volumeMounts"])
     assert 8888 not in [p["containerPort"] for p in eg["ports"]]
     code = _named(result, "ConfigMap", "gw-gateway-front-door")["data"]
     assert code["front_door.py"] == (ROOT / "hooks" / "front_door.py").read_text(), "shipped verbatim"
     assert code["kernel_notices.py"] == (ROOT / "hooks" / "kernel_notices.py").read_text(), "beside it"
+    assert code["kernel_ends.py"] == (ROOT / "hooks" / "kernel_ends.py").read_text(), "beside it"
     assert json.loads(code["front_door.json"]) == {
         "port": 8888,
         "upstream_port": 8889,
@@ -445,11 +447,28 @@ def test_enterprise_gateway_listens_on_the_pods_loopback_behind_the_front_door()
         },
         "review_cache_seconds": 30,
         "request_timeout": 90,
+        "kernel_ends_file": "/var/lib/jupyter-gateway/kernel-ends/culled.jsonl",
     }
     access = _named(result, "ConfigMap", "gw-gateway-access")["data"]
     assert json.loads(access["allowed-namespaces.json"]) == ["infra", "team-a"]
     every = sync(gateway("gw", "infra", allowedNamespaces=["*"]))
     assert json.loads(_named(every, "ConfigMap", "gw-gateway-access")["data"]["allowed-namespaces.json"]) == ["*"]
+
+
+def test_the_kernels_eg_culls_are_journaled_where_only_the_front_door_reads_them():
+    """kernel_ends: EG writes the journal into an emptyDir of its own pod, the front door reads it."""
+    result = sync(gateway("gw", "infra"))
+    pod = by_kind(result["children"])["Deployment"]["spec"]["template"]["spec"]
+    eg, door = pod["containers"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "kernel-ends")
+    assert volume == {"name": "kernel-ends", "emptyDir": {"sizeLimit": "1Mi"}}
+    mounts = {c["name"]: m for c in (eg, door) for m in c["volumeMounts"] if m["name"] == "kernel-ends"}
+    assert mounts["gateway"] == {"name": "kernel-ends", "mountPath": "/var/lib/jupyter-gateway/kernel-ends"}
+    assert mounts["front-door"]["readOnly"] is True
+    assert {"name": "EG_KERNEL_ENDS_FILE", "value": "/var/lib/jupyter-gateway/kernel-ends/culled.jsonl"} in eg["env"]
+    assert not [c for c in pod.get("initContainers", []) for m in c["volumeMounts"] if m["name"] == "kernel-ends"]
+    specs = _named(result, "ConfigMap", "gw-gateway-kernelspecs")["data"]
+    assert specs["kernel_ends.py"] == (ROOT / "hooks" / "kernel_ends.py").read_text(), "beside kernel_metrics.py"
 
 
 def test_the_token_secret_is_internal_and_labelled_for_no_namespace():
