@@ -209,11 +209,13 @@ class Gateway(PodServer):
         return not self.forward.alive()
 
     def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, timeout: float = 30):
-        """As PodServer.api; a GET that failed because the forward ended is sent once more, through a new one."""
+        """As PodServer.api; a request that failed because the forward ended is sent once more,
+        through a new one, if it is a GET or was refused before it was sent."""
         try:
             return super().api(method, path, body, auth=auth, timeout=timeout)
-        except OSError:
-            if method != "GET" or not self.forward_lost():
+        except OSError as exc:
+            unsent = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
+            if not (method == "GET" or unsent) or not self.forward_lost():
                 raise
         return super().api(method, path, body, auth=auth, timeout=timeout)
 
