@@ -59,9 +59,11 @@ ACCESS_DIR = f"{CONFIG_DIR}/access"
 ALLOWED_FILE = "allowed-namespaces.json"
 # How long a TokenReview's answer is reused: a deleted ServiceAccount or pod still gets in this long.
 REVIEW_CACHE_SECONDS = 30
-_FRONT_DOOR = package_files.files(__package__).joinpath("front_door.py").read_text(encoding="utf-8")
-_KERNEL_NOTICES = package_files.files(__package__).joinpath("kernel_notices.py").read_text(encoding="utf-8")
-_KERNEL_ENDS = package_files.files(__package__).joinpath("kernel_ends.py").read_text(encoding="utf-8")
+# Shipped verbatim in the front-door ConfigMap: the front door and the modules it imports.
+FRONT_DOOR_MODULES = ("front_door.py", "kernel_notices.py", "kernel_ends.py")
+_FRONT_DOOR_CODE = {
+    name: package_files.files(__package__).joinpath(name).read_text(encoding="utf-8") for name in FRONT_DOOR_MODULES
+}
 # An emptyDir of the gateway pod: EG journals the kernels it culls there, the front door reads it.
 KERNEL_ENDS_DIR = "/var/lib/jupyter-gateway/kernel-ends"
 KERNEL_ENDS_FILE = f"{KERNEL_ENDS_DIR}/{kernel_ends.FILE_NAME}"
@@ -397,9 +399,7 @@ def _front_door_config_map(name: str, namespace: str, labels: dict, spec: Jupyte
         "kind": "ConfigMap",
         "metadata": _metadata(front_door_name(name), namespace, labels),
         "data": {
-            "front_door.py": _FRONT_DOOR,
-            "kernel_notices.py": _KERNEL_NOTICES,
-            "kernel_ends.py": _KERNEL_ENDS,
+            **_FRONT_DOOR_CODE,
             FRONT_DOOR_CONFIG: _json_text(config),
         },
     }
