@@ -32,6 +32,7 @@ import signal
 import subprocess
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Self
 
@@ -208,27 +209,32 @@ class Gateway(PodServer):
             self.forward.popen.wait(timeout=5)
         return not self.forward.alive()
 
-    def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, timeout: float = 30):
-        """As PodServer.api; a request that failed because the forward ended is sent once more,
-        through a new one, if it is a GET or was refused before it was sent."""
+    def _once_more(self, send: Callable[[], Any], resendable: Callable[[OSError], bool]) -> Any:
+        """``send()``; if it failed because the forward ended and ``resendable`` says so, once more
+        through a new forward (``url`` and ``metrics_url`` start one)."""
         try:
-            return super().api(method, path, body, auth=auth, timeout=timeout)
+            return send()
         except OSError as exc:
-            unsent = isinstance(getattr(exc, "reason", exc), ConnectionRefusedError)
-            if not (method == "GET" or unsent) or not self.forward_lost():
+            if not resendable(exc) or not self.forward_lost():
                 raise
-        return super().api(method, path, body, auth=auth, timeout=timeout)
+        return send()
+
+    def api(self, method: str, path: str, body: Any = None, *, auth: bool = True, timeout: float = 30):
+        """As PodServer.api, sent once more after a lost forward if it is a GET or was refused
+        before it was sent."""
+        return self._once_more(
+            lambda: super(Gateway, self).api(method, path, body, auth=auth, timeout=timeout),
+            lambda exc: method == "GET" or isinstance(getattr(exc, "reason", exc), ConnectionRefusedError),
+        )
 
     def metrics(self) -> str:
-        """The text of EG's metrics port (hooks/kernel_metrics.py), as api() retries a GET."""
-        for attempt in (1, 2):
-            try:
-                with urllib.request.urlopen(self.metrics_url(), timeout=10) as response:
-                    return response.read().decode()
-            except OSError:
-                if attempt == 2 or not self.forward_lost():
-                    raise
-        raise AssertionError("unreachable")
+        """The text of EG's metrics port (hooks/kernel_metrics.py), read once more after a lost forward."""
+
+        def read() -> str:
+            with urllib.request.urlopen(self.metrics_url(), timeout=10) as response:
+                return response.read().decode()
+
+        return self._once_more(read, lambda exc: True)
 
 
 class KernelStack:
